@@ -1,0 +1,1 @@
+"""The edge: public REST and WebSocket API in front of the gRPC services."""

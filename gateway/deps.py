@@ -1,0 +1,90 @@
+"""Dependencies declared once and reused by every route."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from gateway.problems import Problem
+from gateway.state import EdgeState
+from gateway.upstreams import AuthClient
+from zapcore.errors import Unauthenticated
+from zapcore.identity import Identity, set_current_identity
+
+
+async def edge_state(request: Request) -> EdgeState:
+    state: EdgeState = request.app.state.edge
+    return state
+
+
+Edge = Annotated[EdgeState, Depends(edge_state)]
+
+
+def client_ip(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("client_ip", ""))
+
+
+async def ip_rate_limit(request: Request, edge: Edge) -> None:
+    """Every API request counts against its client address."""
+    await edge.limiter.hit(edge.rate_rules.ip, "ip", client_ip(request))
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated(
+            "send an access token as 'Authorization: Bearer <token>'", reason="missing-token"
+        )
+    return token.strip()
+
+
+async def authenticate(token: str, edge: EdgeState, ip: str) -> Identity:
+    """The verified caller of an access token (local signature check + deny-list)."""
+    if not edge.keys.verifier.knows(token):
+        await edge.keys.refresh()
+    claims = edge.keys.verifier.verify(token)
+    if await edge.deny_list.is_denied(claims.token_id, claims.user_id, claims.issued_at):
+        raise Unauthenticated("this token has been revoked", reason="token-revoked")
+    return Identity(
+        service="gateway",
+        user_id=claims.user_id,
+        role=claims.role,
+        client_ip=ip,
+        token_id=claims.token_id,
+        expires_at=claims.expires_at,
+    )
+
+
+async def current_user(request: Request, edge: Edge) -> Identity:
+    """The signed-in caller; binds it so upstream calls carry it."""
+    identity = await authenticate(_bearer(request), edge, client_ip(request))
+    set_current_identity(identity)
+    await edge.limiter.hit(edge.rate_rules.user, "user", str(identity.user_id))
+    return identity
+
+
+async def optional_user(request: Request, edge: Edge) -> Identity | None:
+    """The caller when a token is sent, else None (public reads that personalise)."""
+    if "authorization" not in request.headers:
+        return None
+    return await current_user(request, edge)
+
+
+async def moderator(identity: Annotated[Identity, Depends(current_user)]) -> Identity:
+    if not identity.is_moderator:
+        raise Problem(403, "permission-denied", "Permission denied", "moderators only")
+    return identity
+
+
+CurrentUser = Annotated[Identity, Depends(current_user)]
+OptionalUser = Annotated[Identity | None, Depends(optional_user)]
+Moderator = Annotated[Identity, Depends(moderator)]
+
+
+async def auth_stub(edge: Edge) -> AuthClient:
+    return edge.upstreams.auth
+
+
+AuthStub = Annotated[AuthClient, Depends(auth_stub)]

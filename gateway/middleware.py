@@ -1,0 +1,138 @@
+"""Edge middleware (pure ASGI, so it costs little per request).
+
+For every HTTP request and WebSocket: continue or start the W3C trace and echo it as a
+`traceparent` response header; resolve the client address; bind the anonymous caller
+identity; accept paths with or without their trailing slash; cap the body size; log one
+JSON line and record latency by route template.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+
+from gateway.client_ip import resolve_client_ip
+from gateway.problems import Problem, render
+from gateway.settings import GatewaySettings
+from zapcore.identity import Identity, set_current_identity
+from zapcore.logging import get_logger
+from zapcore.metrics import LATENCY_BUCKETS
+from zapcore.tracing import continue_or_start, set_current_trace
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = get_logger("gateway.http")
+
+HTTP_LATENCY = Histogram(
+    "zap_http_request_duration_seconds",
+    "Time to answer an HTTP request at the gateway, by route template.",
+    ["method", "route", "status"],
+    buckets=LATENCY_BUCKETS,
+)
+HTTP_REQUESTS = Counter(
+    "zap_http_requests_total",
+    "HTTP requests answered by the gateway.",
+    ["method", "route", "status"],
+)
+
+_SLASHED_PREFIXES = ("/api/", "/ws/")
+
+
+class BodyTooLarge(Problem):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            413,
+            "body-too-large",
+            "Request body too large",
+            f"the body must be at most {limit} bytes",
+        )
+
+
+class EdgeMiddleware:
+    def __init__(self, app: ASGIApp, settings: GatewaySettings) -> None:
+        self.app = app
+        self._max_body = settings.max_body_bytes
+        self._proxies = settings.proxy_networks()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = {
+            key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]
+        }
+        trace = continue_or_start(headers.get("traceparent"))
+        set_current_trace(trace)
+        peer = (scope.get("client") or ("0.0.0.0", 0))[0]
+        client_ip = resolve_client_ip(peer, headers.get("x-forwarded-for"), self._proxies)
+        set_current_identity(Identity(service="gateway", client_ip=client_ip))
+        path: str = scope["path"]
+        if path.startswith(_SLASHED_PREFIXES) and not path.endswith("/"):
+            scope = {**scope, "path": path + "/"}
+        scope.setdefault("state", {})["client_ip"] = client_ip
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+        await self._http(scope, receive, send, headers, trace.traceparent)
+
+    async def _http(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], traceparent: str
+    ) -> None:
+        started = time.perf_counter()
+        status = 500
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self._max_body):
+            response = render(BodyTooLarge(self._max_body), scope["path"])
+            response.headers["traceparent"] = traceparent
+            await response(scope, receive, send)
+            self._observe(scope, 413, started)
+            return
+
+        received = 0
+        limit = self._max_body
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def send_with_trace(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"traceparent", traceparent.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_trace)
+        finally:
+            self._observe(scope, status, started)
+
+    @staticmethod
+    def _observe(scope: Scope, status: int, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        method = scope.get("method", "")
+        HTTP_LATENCY.labels(method, template, str(status)).observe(elapsed)
+        HTTP_REQUESTS.labels(method, template, str(status)).inc()
+        log.info(
+            "http.request",
+            method=method,
+            path=scope["path"],
+            route=template,
+            status=status,
+            duration_ms=round(elapsed * 1000, 2),
+        )

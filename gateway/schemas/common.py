@@ -1,0 +1,26 @@
+"""Shapes shared by many routes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from pydantic import BaseModel, ConfigDict
+
+T = TypeVar("T")
+
+
+class StrictBody(BaseModel):
+    """Request bodies refuse unknown fields, so nobody can slip in `role` or `is_staff`."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class Page(BaseModel, Generic[T]):
+    results: list[T]
+    next_cursor: str | None
+
+
+def when(stamp: Timestamp) -> datetime:
+    return stamp.ToDatetime(tzinfo=UTC)

@@ -1,0 +1,81 @@
+"""Everything the gateway holds open while it runs (one instance on app.state.edge)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+from limits import RateLimitItem
+from redis.asyncio import Redis
+
+from gateway.ratelimit import RateLimiter, rules
+from gateway.settings import GatewaySettings
+from gateway.signing_keys import SigningKeys
+from gateway.upstreams import Upstreams
+from zapcore.access_tokens import AccessTokenVerifier
+from zapcore.identity import IdentitySigner
+from zapcore.ratelimit import limiter_storage
+from zapcore.redis import create_redis
+from zapcore.revocation import DenyList
+from zapcore.settings import PlatformSettings
+
+
+@dataclass
+class RateRules:
+    ip: list[RateLimitItem]
+    user: list[RateLimitItem]
+    login: list[RateLimitItem]
+    register: list[RateLimitItem]
+
+
+@dataclass
+class EdgeState:
+    platform: PlatformSettings
+    settings: GatewaySettings
+    upstreams: Upstreams
+    redis: Redis
+    limiter: RateLimiter
+    rate_rules: RateRules
+    keys: SigningKeys
+    deny_list: DenyList
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, platform: PlatformSettings, settings: GatewaySettings) -> EdgeState:
+        signer = IdentitySigner(platform.internal_secret.get_secret_value())
+        upstreams = Upstreams.open(platform, signer, settings.upstream_timeout_seconds)
+        redis = create_redis(platform.redis_url)
+        return cls(
+            platform=platform,
+            settings=settings,
+            upstreams=upstreams,
+            redis=redis,
+            limiter=RateLimiter(limiter_storage(platform.redis_url, redis)),
+            rate_rules=RateRules(
+                ip=rules(settings.rate_limit_ip),
+                user=rules(settings.rate_limit_user),
+                login=rules(settings.rate_limit_login),
+                register=rules(settings.rate_limit_register),
+            ),
+            keys=SigningKeys(
+                upstreams.auth,
+                AccessTokenVerifier(),
+                refresh_seconds=settings.jwks_refresh_seconds,
+                min_refresh_seconds=settings.jwks_min_refresh_seconds,
+            ),
+            # Access tokens live at most 15 minutes; deny-list entries never need to outlive that.
+            deny_list=DenyList(redis, 900),
+        )
+
+    async def start(self) -> None:
+        await self.keys.refresh()
+        self._tasks.append(asyncio.create_task(self.keys.keep_fresh()))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.upstreams.close()
+        await self.redis.aclose()

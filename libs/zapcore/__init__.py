@@ -1,0 +1,1 @@
+"""ZAP's shared runtime: settings, errors, identity, gRPC, database, Redis, logs and metrics."""

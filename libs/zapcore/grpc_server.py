@@ -1,0 +1,225 @@
+"""gRPC server bootstrap: interceptors, health, reflection, graceful shutdown.
+
+Every ZAP service is a `GrpcServer`: the standard `grpc.health.v1` service (SERVING once
+started, NOT_SERVING as soon as shutdown begins), server reflection, and one interceptor
+that binds trace id, caller identity and deadline for the call, logs it, records metrics
+and turns domain errors into rich statuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from zapcore import deadlines
+from zapcore.errors import ZapError
+from zapcore.identity import IDENTITY_METADATA_KEY, IdentitySigner, set_current_identity
+from zapcore.logging import get_logger
+from zapcore.metrics import GRPC_SERVER_HANDLED, GRPC_SERVER_LATENCY, split_method
+from zapcore.rpc_errors import error_to_status
+from zapcore.tracing import TRACEPARENT_METADATA_KEY, continue_or_start, set_current_trace
+
+log = get_logger(__name__)
+
+# Probes and tooling must work without an identity; everything else needs one.
+_OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+# A deadline further away than this is treated as "none set".
+_NO_DEADLINE = 10**6
+
+# Clients ping every 30 s (see grpc_client); accept pings that often, even when idle.
+SERVER_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000),
+    ("grpc.http2.max_ping_strikes", 3),
+    ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+    ("grpc.max_connection_age_ms", 30 * 60_000),
+    ("grpc.max_connection_age_grace_ms", 30_000),
+]
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Binds trace, identity and deadline per call; logs, measures and maps errors."""
+
+    def __init__(self, signer: IdentitySigner, default_deadline_seconds: float) -> None:
+        self._signer = signer
+        self._default_deadline = default_deadline_seconds
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or method.startswith(_OPEN_PREFIXES):
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _wrap_unary(self, method: str, behaviour: Any) -> Any:
+        async def unary(request: Any, context: Any) -> Any:
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            error: ZapError | None = None
+            try:
+                timeout = self._begin(context)
+                async with asyncio.timeout(timeout):
+                    return await behaviour(request, context)
+            except ZapError as exc:
+                error, code = exc, exc.code
+            except TimeoutError:
+                error = ZapError("the call ran out of time")
+                error.code = code = grpc.StatusCode.DEADLINE_EXCEEDED
+                error.reason, error.title = "deadline-exceeded", "Deadline exceeded"
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except Exception:
+                code = grpc.StatusCode.INTERNAL
+                log.exception("grpc.unhandled_error", method=method)
+                error = ZapError("internal error")
+                error.code, error.reason, error.title = code, "internal", "Internal error"
+            finally:
+                self._finish(method, code, started)
+            await context.abort_with_status(error_to_status(error))
+
+        return unary
+
+    def _wrap_stream(self, method: str, behaviour: Any) -> Any:
+        async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            error: ZapError | None = None
+            try:
+                # Streams (Subscribe, fanout batches) live as long as the caller's deadline,
+                # so no default deadline is imposed on them.
+                self._begin(context)
+                async for item in behaviour(request, context):
+                    yield item
+            except ZapError as exc:
+                error, code = exc, exc.code
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except Exception:
+                code = grpc.StatusCode.INTERNAL
+                log.exception("grpc.unhandled_error", method=method)
+                error = ZapError("internal error")
+                error.code, error.reason, error.title = code, "internal", "Internal error"
+            finally:
+                self._finish(method, code, started)
+            if error is not None:
+                await context.abort_with_status(error_to_status(error))
+
+        return stream
+
+    def _begin(self, context: Any) -> float:
+        metadata = {key: value for key, value in context.invocation_metadata() or ()}
+        set_current_trace(continue_or_start(_text(metadata.get(TRACEPARENT_METADATA_KEY))))
+        set_current_identity(None)
+        identity = self._signer.verify(_text(metadata.get(IDENTITY_METADATA_KEY)) or "")
+        set_current_identity(identity)
+        remaining = context.time_remaining()
+        timeout = (
+            self._default_deadline
+            if remaining is None or remaining > _NO_DEADLINE
+            else max(remaining, 0.0)
+        )
+        deadlines.set_deadline(timeout)
+        structlog.contextvars.bind_contextvars(
+            caller=identity.service,
+            user_id=str(identity.user_id) if identity.user_id else None,
+        )
+        return timeout
+
+    @staticmethod
+    def _finish(method: str, code: grpc.StatusCode, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        service, name = split_method(method)
+        GRPC_SERVER_LATENCY.labels(service, name).observe(elapsed)
+        GRPC_SERVER_HANDLED.labels(service, name, code.name).inc()
+        log.info("grpc.call", method=method, code=code.name, duration_ms=round(elapsed * 1000, 2))
+
+
+def _text(value: str | bytes | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class GrpcServer:
+    """One service's gRPC server with health, reflection and graceful shutdown."""
+
+    def __init__(
+        self,
+        *,
+        service_names: Iterable[str],
+        signer: IdentitySigner,
+        host: str,
+        port: int,
+        default_deadline_seconds: float = 10.0,
+        shutdown_grace_seconds: float = 10.0,
+        reflection_enabled: bool = True,
+    ) -> None:
+        self.service_names = list(service_names)
+        self._address = f"{host}:{port}"
+        self._grace = shutdown_grace_seconds
+        self.server = grpc.aio.server(
+            interceptors=[ServerInterceptor(signer, default_deadline_seconds)],
+            options=SERVER_OPTIONS,
+        )
+        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        if reflection_enabled:
+            reflection.enable_server_reflection(
+                [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+            )
+        self.port = 0
+        self._stopped = False
+
+    async def start(self) -> int:
+        """Bind, start and report SERVING; returns the bound port (useful with port 0)."""
+        self.port = self.server.add_insecure_port(self._address)
+        await self.server.start()
+        for name in ["", *self.service_names]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("grpc.started", address=self._address, port=self.port)
+        return self.port
+
+    async def stop(self) -> None:
+        """Report NOT_SERVING, refuse new calls and let in-flight calls finish within the grace."""
+        if self._stopped:
+            return
+        self._stopped = True
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self._grace)
+        log.info("grpc.stopped")
+
+    async def serve_until_signalled(self) -> None:
+        """Run until SIGTERM or SIGINT, then shut down gracefully."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        await stop.wait()
+        await self.stop()

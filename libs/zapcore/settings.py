@@ -1,0 +1,98 @@
+"""Settings shared by every process, and the base every service's settings extend.
+
+Platform-wide values use the `ZAP_` prefix (`ZAP_ENVIRONMENT`, `ZAP_INTERNAL_SECRET`...);
+each service adds its own class with its own prefix (`ZAP_AUTH_DATABASE_URL`...).
+Production mode refuses development defaults instead of running with them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_INTERNAL_SECRET = "dev-only-internal-secret-change-me-in-production-0000000000"
+MIN_SECRET_LENGTH = 50
+DEFAULT_DB_PASSWORDS = frozenset({"", "postgres", "password", "root", "admin", "zap", "changeme"})
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class PlatformSettings(BaseSettings):
+    """Values every ZAP process shares."""
+
+    model_config = SettingsConfigDict(env_prefix="ZAP_", extra="ignore")
+
+    environment: Environment = Environment.DEVELOPMENT
+    debug: bool = False
+    log_level: str = "INFO"
+    # Signs the internal identity that travels between services, and service cursors.
+    internal_secret: SecretStr = SecretStr(DEV_INTERNAL_SECRET)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Where each service listens, as host:port; the gateway and workers dial these.
+    auth_target: str = "127.0.0.1:50051"
+    feed_target: str = "127.0.0.1:50052"
+    graph_target: str = "127.0.0.1:50053"
+    media_target: str = "127.0.0.1:50054"
+    moderation_target: str = "127.0.0.1:50055"
+    notification_target: str = "127.0.0.1:50056"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> PlatformSettings:
+        if not self.is_production:
+            return self
+        problems = []
+        if self.debug:
+            problems.append("ZAP_DEBUG must be off")
+        secret = self.internal_secret.get_secret_value()
+        if secret == DEV_INTERNAL_SECRET or len(secret) < MIN_SECRET_LENGTH:
+            problems.append(
+                f"ZAP_INTERNAL_SECRET must be a fresh secret of {MIN_SECRET_LENGTH}+ characters"
+            )
+        if not redis_has_password(self.redis_url):
+            problems.append("ZAP_REDIS_URL must carry a non-default password")
+        if problems:
+            raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return self
+
+
+class ServiceSettings(BaseSettings):
+    """Base of one service's settings; subclasses set `env_prefix` and defaults."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    database_url: str = ""
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 0
+    # Prometheus scrape port for this process; 0 disables the endpoint.
+    metrics_port: int = 0
+    # Seconds in-flight calls get to finish after SIGTERM before they are cancelled.
+    shutdown_grace_seconds: float = 10.0
+    # Deadline applied to calls that arrive without one.
+    default_deadline_seconds: float = 10.0
+    reflection: bool = True
+    db_pool_size: int = Field(default=10, ge=1)
+
+    def check_production(self) -> None:
+        """Raise when a value is unsafe for production (called only in production mode)."""
+        password = urlsplit(self.database_url).password or ""
+        if password.lower() in DEFAULT_DB_PASSWORDS:
+            raise ValueError(
+                "refusing to start in production: the database URL has no real password"
+            )
+
+
+def redis_has_password(url: str) -> bool:
+    """True when a Redis URL carries a password that is not an obvious default."""
+    password = urlsplit(url).password or ""
+    return password.lower() not in DEFAULT_DB_PASSWORDS

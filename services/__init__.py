@@ -1,0 +1,1 @@
+"""ZAP's services: one package each, never importing one another."""

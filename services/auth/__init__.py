@@ -1,0 +1,1 @@
+"""auth: accounts, credentials, tokens, roles; the only owner of PII."""

@@ -1,0 +1,191 @@
+"""AuthService over gRPC: decode the request, run one unit of work, encode the answer."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from services.auth.accounts.converters import account_to_proto, user_to_proto
+from services.auth.accounts.service import AccountService, ProfileChanges, Registration
+from services.auth.resources import AuthResources
+from services.auth.tokens.converters import tokens_to_proto
+from services.auth.tokens.service import TokenService
+from zap.auth.v1 import auth_pb2, auth_pb2_grpc
+from zapcore.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from zapcore.identity import current_identity, require_user, require_user_id
+from zapcore.ids import parse_id, parse_ids
+from zapcore.timestamps import to_timestamp
+
+Context = Any  # grpc.aio.ServicerContext; the interceptor has already bound identity and trace
+
+
+class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
+    def __init__(self, resources: AuthResources) -> None:
+        self._r = resources
+
+    def _tokens(self, session: Any) -> TokenService:
+        return TokenService(
+            session,
+            self._r.keys,
+            self._r.deny_list,
+            access_ttl=self._r.access_ttl,
+            refresh_ttl=self._r.refresh_ttl,
+        )
+
+    async def Register(
+        self, request: auth_pb2.RegisterRequest, context: Context
+    ) -> auth_pb2.RegisterResponse:
+        form = Registration(
+            email=request.email,
+            username=request.username,
+            password=request.password,
+            password_confirm=request.password_confirm,
+            display_name=request.display_name,
+        )
+        async with self._r.db.unit_of_work() as session:
+            user = await AccountService(session, self._r.hasher).register(form)
+        return auth_pb2.RegisterResponse(account=account_to_proto(user))
+
+    async def Login(
+        self, request: auth_pb2.LoginRequest, context: Context
+    ) -> auth_pb2.LoginResponse:
+        identity = current_identity()
+        client_ip = identity.client_ip if identity is not None else ""
+        async with self._r.db.unit_of_work() as session:
+            user = await AccountService(session, self._r.hasher).authenticate(
+                request.email, request.password, client_ip, self._r.throttle
+            )
+            tokens = await self._tokens(session).issue(user)
+        return auth_pb2.LoginResponse(
+            tokens=tokens_to_proto(tokens), account=account_to_proto(user)
+        )
+
+    async def Refresh(
+        self, request: auth_pb2.RefreshRequest, context: Context
+    ) -> auth_pb2.RefreshResponse:
+        # The revocation that follows a reuse must be committed, so the error is raised
+        # only after the unit of work has ended.
+        async with self._r.db.unit_of_work() as session:
+            rotation = await self._tokens(session).rotate(request.refresh)
+        if rotation.reused:
+            raise Unauthenticated(
+                "refresh token was already used; every session of this login is revoked",
+                reason="refresh-token-reused",
+            )
+        if rotation.tokens is None:
+            raise Unauthenticated("refresh token is invalid or expired", reason="invalid-token")
+        return auth_pb2.RefreshResponse(tokens=tokens_to_proto(rotation.tokens))
+
+    async def Logout(
+        self, request: auth_pb2.LogoutRequest, context: Context
+    ) -> auth_pb2.LogoutResponse:
+        identity = require_user()
+        assert identity.user_id is not None
+        expires = request.access_expires_at.seconds if request.HasField("access_expires_at") else 0
+        async with self._r.db.unit_of_work() as session:
+            await self._tokens(session).logout(
+                identity.user_id,
+                refresh_token=request.refresh,
+                access_token_id=request.access_jti or identity.token_id,
+                access_expires_at=expires or identity.expires_at,
+            )
+        return auth_pb2.LogoutResponse()
+
+    async def GetUser(
+        self, request: auth_pb2.GetUserRequest, context: Context
+    ) -> auth_pb2.GetUserResponse:
+        user_id = parse_id(request.user_id, "user_id")
+        async with self._r.db.read_only() as session:
+            user = await AccountService(session, self._r.hasher).get_active(user_id)
+        return auth_pb2.GetUserResponse(user=user_to_proto(user))
+
+    async def GetUsers(
+        self, request: auth_pb2.GetUsersRequest, context: Context
+    ) -> auth_pb2.GetUsersResponse:
+        user_ids = parse_ids(list(request.user_ids), "user_ids")
+        async with self._r.db.read_only() as session:
+            users = await AccountService(session, self._r.hasher).get_many(user_ids)
+        return auth_pb2.GetUsersResponse(users=[user_to_proto(user) for user in users])
+
+    async def GetUserByUsername(
+        self, request: auth_pb2.GetUserByUsernameRequest, context: Context
+    ) -> auth_pb2.GetUserByUsernameResponse:
+        async with self._r.db.read_only() as session:
+            user = await AccountService(session, self._r.hasher).by_username(request.username)
+        return auth_pb2.GetUserByUsernameResponse(user=user_to_proto(user))
+
+    async def GetAccount(
+        self, request: auth_pb2.GetAccountRequest, context: Context
+    ) -> auth_pb2.GetAccountResponse:
+        user_id = require_user_id()
+        async with self._r.db.read_only() as session:
+            user = await AccountService(session, self._r.hasher).get_active(user_id)
+        return auth_pb2.GetAccountResponse(account=account_to_proto(user))
+
+    async def UpdateProfile(
+        self, request: auth_pb2.UpdateProfileRequest, context: Context
+    ) -> auth_pb2.UpdateProfileResponse:
+        user_id = require_user_id()
+        changes = ProfileChanges(
+            display_name=request.display_name if request.HasField("display_name") else None,
+            bio=request.bio if request.HasField("bio") else None,
+            avatar_url=request.avatar_url if request.HasField("avatar_url") else None,
+            username=request.username if request.HasField("username") else None,
+        )
+        async with self._r.db.unit_of_work() as session:
+            user = await AccountService(session, self._r.hasher).update_profile(user_id, changes)
+        return auth_pb2.UpdateProfileResponse(account=account_to_proto(user))
+
+    async def RequestDeletion(
+        self, request: auth_pb2.RequestDeletionRequest, context: Context
+    ) -> auth_pb2.RequestDeletionResponse:
+        user_id = require_user_id()
+        if not request.password:
+            raise InvalidArgument("password is required", fields={"password": "is required"})
+        async with self._r.db.unit_of_work() as session:
+            deleted_at = await AccountService(session, self._r.hasher).soft_delete(
+                user_id, request.password
+            )
+            await self._tokens(session).revoke_everything(user_id)
+        hard_delete_after = deleted_at + timedelta(days=self._r.settings.deletion_grace_days)
+        return auth_pb2.RequestDeletionResponse(
+            deleted_at=to_timestamp(deleted_at), hard_delete_after=to_timestamp(hard_delete_after)
+        )
+
+    async def GetDeletionStatus(
+        self, request: auth_pb2.GetDeletionStatusRequest, context: Context
+    ) -> auth_pb2.GetDeletionStatusResponse:
+        # Operators only: the user themself can no longer sign in once deleted.
+        if require_user().role != "admin":
+            raise PermissionDenied("this call needs the admin role")
+        user_id = parse_id(request.user_id, "user_id")
+        async with self._r.db.read_only() as session:
+            deleted_at = await AccountService(session, self._r.hasher).deleted_at(user_id)
+        # Receipts arrive with the account-deletion cascade (each service reports in).
+        return auth_pb2.GetDeletionStatusResponse(deleted_at=to_timestamp(deleted_at))
+
+    async def ExportUserData(
+        self, request: auth_pb2.ExportUserDataRequest, context: Context
+    ) -> auth_pb2.ExportUserDataResponse:
+        user_id = require_user_id()
+        async with self._r.db.read_only() as session:
+            user = await AccountService(session, self._r.hasher).get_active(user_id)
+            sessions = await self._tokens(session).sessions(user_id)
+        return auth_pb2.ExportUserDataResponse(
+            account=account_to_proto(user),
+            sessions=[
+                auth_pb2.Session(
+                    family_id=str(s.family_id),
+                    created_at=to_timestamp(s.created_at),
+                    last_used_at=to_timestamp(s.last_used_at),
+                )
+                for s in sessions
+            ],
+        )
+
+    async def GetSigningKeys(
+        self, request: auth_pb2.GetSigningKeysRequest, context: Context
+    ) -> auth_pb2.GetSigningKeysResponse:
+        return auth_pb2.GetSigningKeysResponse(
+            keys=[auth_pb2.Jwk(**jwk) for jwk in self._r.keys.jwks()]
+        )

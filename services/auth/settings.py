@@ -1,0 +1,38 @@
+"""auth's settings (env prefix ZAP_AUTH_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from zapcore.settings import ServiceSettings
+
+
+class AuthSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ZAP_AUTH_", extra="ignore")
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/zap_auth"
+    grpc_port: int = 50051
+    # PEM files of EC P-256 private keys, one per key id (file name without .pem).
+    # The newest name signs; every key in the folder stays published in the JWKS.
+    signing_keys_dir: Path = Path(".local/keys/auth")
+    # Generate a signing key when the folder is empty (never in production).
+    generate_missing_key: bool = True
+    access_token_ttl_seconds: int = Field(default=900, ge=60, le=900)
+    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=3600)
+    # Argon2id, OWASP password storage cheat sheet: m=19 MiB, t=2, p=1.
+    argon2_memory_kib: int = Field(default=19456, ge=8192)
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    # Threads that hash passwords, off the event loop; each holds argon2_memory_kib while it runs.
+    hash_workers: int = Field(default=2, ge=1)
+    # Failed logins allowed per (account, client IP) and per account, per window.
+    login_failures_per_client: int = 5
+    login_failures_per_account: int = 50
+    login_failure_window_seconds: int = 900
+    deletion_grace_days: int = Field(default=30, ge=0)
+
+
+Settings = AuthSettings

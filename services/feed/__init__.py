@@ -1,0 +1,1 @@
+"""feed: posts, hashtags, likes, comments, shares, feed items and scores."""

@@ -1,0 +1,4 @@
+from services.feed.models import Base
+from zapcore.migrations import run_env
+
+run_env(Base.metadata)

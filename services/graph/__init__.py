@@ -1,0 +1,1 @@
+"""graph: follows, blocks, mutes and follower counts."""

@@ -1,0 +1,4 @@
+from services.graph.models import Base
+from zapcore.migrations import run_env
+
+run_env(Base.metadata)

@@ -1,0 +1,1 @@
+"""media: media objects, variants and upload state."""

@@ -1,0 +1,1 @@
+"""moderation: scores, decisions, the review queue and reports."""

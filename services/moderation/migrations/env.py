@@ -1,0 +1,4 @@
+from services.moderation.models import Base
+from zapcore.migrations import run_env
+
+run_env(Base.metadata)

@@ -1,0 +1,1 @@
+"""notification: notifications and read state."""

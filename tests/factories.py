@@ -1,0 +1,55 @@
+"""Factories: real users made through the public API."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class TestUser:
+    id: str
+    email: str
+    username: str
+    password: str
+    access: str
+    refresh: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access}"}
+
+
+def new_identity() -> dict[str, str]:
+    tag = secrets.token_hex(5)
+    return {"email": f"user_{tag}@example.com", "username": f"user_{tag}"}
+
+
+async def register(client: httpx.AsyncClient, **overrides: Any) -> httpx.Response:
+    body = {**new_identity(), "password": PASSWORD, "password_confirm": PASSWORD, **overrides}
+    return await client.post("/api/v1/auth/register/", json=body)
+
+
+async def make_user(client: httpx.AsyncClient, **overrides: Any) -> TestUser:
+    """Register and sign in a new user."""
+    answer = await register(client, **overrides)
+    assert answer.status_code == 201, answer.text
+    account = answer.json()
+    password = overrides.get("password", PASSWORD)
+    tokens = await client.post(
+        "/api/v1/auth/login/", json={"email": account["email"], "password": password}
+    )
+    assert tokens.status_code == 200, tokens.text
+    return TestUser(
+        id=account["id"],
+        email=account["email"],
+        username=account["username"],
+        password=password,
+        access=tokens.json()["access"],
+        refresh=tokens.json()["refresh"],
+    )
