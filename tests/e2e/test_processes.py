@@ -46,8 +46,13 @@ async def processes(
     started = {}
     for name, module in (("auth", "services.auth"), ("gateway", "gateway")):
         started[name] = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", module, cwd=ROOT, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            module,
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{http_port}"
     try:

@@ -16,19 +16,33 @@ ROOT = Path(__file__).resolve().parents[3]
 def _zap_auth(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "services.auth.cli", *args],
-        cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
 async def test_create_user_makes_an_admin_who_can_sign_in(stack, client) -> None:
     identity = new_identity()
     result = _zap_auth(
-        "create-user", "--email", identity["email"], "--username", identity["username"],
-        "--role", "admin",
-        env={"ZAP_AUTH_DATABASE_URL": stack.auth_settings.database_url, "ZAP_NEW_PASSWORD": PASSWORD},
+        "create-user",
+        "--email",
+        identity["email"],
+        "--username",
+        identity["username"],
+        "--role",
+        "admin",
+        env={
+            "ZAP_AUTH_DATABASE_URL": stack.auth_settings.database_url,
+            "ZAP_NEW_PASSWORD": PASSWORD,
+        },
     )
     assert result.returncode == 0, result.stderr
-    login = await client.post("/api/v1/auth/login/", json={"email": identity["email"], "password": PASSWORD})
+    login = await client.post(
+        "/api/v1/auth/login/", json={"email": identity["email"], "password": PASSWORD}
+    )
     assert login.status_code == 200
     assert login.json()["user"]["role"] == "admin"
 
@@ -36,9 +50,13 @@ async def test_create_user_makes_an_admin_who_can_sign_in(stack, client) -> None
 async def test_create_user_refuses_a_taken_email(stack, client) -> None:
     identity = new_identity()
     env = {"ZAP_AUTH_DATABASE_URL": stack.auth_settings.database_url, "ZAP_NEW_PASSWORD": PASSWORD}
-    first = _zap_auth("create-user", "--email", identity["email"], "--username", identity["username"], env=env)
+    first = _zap_auth(
+        "create-user", "--email", identity["email"], "--username", identity["username"], env=env
+    )
     assert first.returncode == 0, first.stderr
-    again = _zap_auth("create-user", "--email", identity["email"], "--username", "someone_else", env=env)
+    again = _zap_auth(
+        "create-user", "--email", identity["email"], "--username", "someone_else", env=env
+    )
     assert again.returncode == 1
     assert "already registered" in again.stderr
 
