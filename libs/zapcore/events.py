@@ -1,0 +1,235 @@
+"""Durable events between services, on Redis Streams.
+
+Pub/sub loses every message published while a consumer is down; a stream keeps them. Each
+consuming service reads a topic through its own consumer group, acknowledges an entry only
+after its work is done, takes over entries whose consumer died (XAUTOCLAIM), and moves an
+entry that keeps failing to a dead-letter stream instead of retrying it forever. Delivery is
+therefore at least once: handlers must be idempotent (the envelope id is there for that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from google.protobuf.message import DecodeError, Message
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from zap.events.v1 import events_pb2
+from zapcore.ids import new_id
+from zapcore.timestamps import to_timestamp
+from zapcore.tracing import continue_or_start, current_trace, set_current_trace
+
+log = structlog.get_logger("zapcore.events")
+
+# Topics, one stream each. The names are part of the contract between services.
+ACCOUNT_DELETIONS = "account_deletions"
+DELETION_RECEIPTS = "deletion_receipts"
+GRAPH = "graph"
+FEED = "feed"
+MODERATION = "moderation"
+
+FIELD = b"e"
+
+Handler = Callable[[events_pb2.Envelope], Awaitable[None]]
+
+
+def stream_key(topic: str) -> str:
+    # The hash tag keeps a topic's stream and its dead letters on one Cluster slot.
+    return f"zap:events:{{{topic}}}"
+
+
+def dead_letter_key(topic: str, group: str) -> str:
+    return f"zap:events:{{{topic}}}:dead:{group}"
+
+
+def envelope(payload: Message, *, producer: str) -> events_pb2.Envelope:
+    """Wrap a payload message (one of the Envelope oneof types) with id, time and trace."""
+    trace = current_trace()
+    env = events_pb2.Envelope(
+        id=str(new_id()),
+        occurred_at=to_timestamp(datetime.now(UTC)),
+        traceparent=trace.traceparent if trace is not None else "",
+        producer=producer,
+    )
+    field = _payload_field(type(payload))
+    getattr(env, field).CopyFrom(payload)
+    return env
+
+
+def _payload_field(message_type: type[Message]) -> str:
+    for field in events_pb2.Envelope.DESCRIPTOR.oneofs_by_name["payload"].fields:
+        if field.message_type is not None and (
+            field.message_type.full_name == message_type.DESCRIPTOR.full_name
+        ):
+            return str(field.name)
+    raise TypeError(f"{message_type.__name__} is not an event payload")
+
+
+class EventPublisher:
+    """Appends envelopes to topic streams, capped (approximately) at `max_length` entries."""
+
+    def __init__(self, redis: Redis, *, producer: str, max_length: int = 1_000_000) -> None:
+        self._redis = redis
+        self._producer = producer
+        self._max_length = max_length
+
+    async def publish(self, topic: str, payload: Message) -> events_pb2.Envelope:
+        env = envelope(payload, producer=self._producer)
+        await self.publish_envelope(topic, env)
+        return env
+
+    async def publish_envelope(self, topic: str, env: events_pb2.Envelope) -> None:
+        await self._redis.xadd(
+            stream_key(topic),
+            {FIELD: env.SerializeToString()},
+            maxlen=self._max_length,
+            approximate=True,
+        )
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    group: str
+    topics: Sequence[str]
+    consumer: str = f"{socket.gethostname()}-{os.getpid()}"
+    batch_size: int = 100
+    block_ms: int = 1000
+    # An entry delivered but not acknowledged for this long belongs to a dead consumer.
+    claim_idle_ms: int = 60_000
+    # After this many deliveries an entry goes to the dead-letter stream.
+    max_deliveries: int = 5
+
+
+class EventConsumer:
+    """Reads topics through one consumer group and hands each envelope to `handler`."""
+
+    def __init__(self, redis: Redis, config: ConsumerConfig, handler: Handler) -> None:
+        self._redis = redis
+        self._config = config
+        self._handler = handler
+        self._groups_ready = False
+
+    async def ensure_groups(self) -> None:
+        for topic in self._config.topics:
+            try:
+                # "0": a group created after events were published still gets them.
+                await self._redis.xgroup_create(
+                    stream_key(topic), self._config.group, id="0", mkstream=True
+                )
+            except ResponseError as error:
+                if "BUSYGROUP" not in str(error):
+                    raise
+        self._groups_ready = True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set; Redis outages are waited out, not fatal."""
+        while not stop.is_set():
+            try:
+                await self.run_once()
+            except RedisError as error:
+                log.warning("events.redis_unavailable", error=str(error))
+                self._groups_ready = False
+                await _sleep_or_stop(stop, 1.0)
+
+    async def run_once(self, *, block: bool = True) -> int:
+        """Reclaim abandoned entries, read new ones, handle them; return how many were handled."""
+        if not self._groups_ready:
+            await self.ensure_groups()
+        handled = 0
+        for topic in self._config.topics:
+            handled += await self._process(topic, await self._reclaim(topic))
+        answer = await self._redis.xreadgroup(
+            self._config.group,
+            self._config.consumer,
+            {stream_key(topic): ">" for topic in self._config.topics},
+            count=self._config.batch_size,
+            block=self._config.block_ms if block else None,
+        )
+        for stream, entries in answer or []:
+            topic = _topic_of(stream)
+            handled += await self._process(topic, entries)
+        return handled
+
+    async def _reclaim(self, topic: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        answer = await self._redis.xautoclaim(
+            stream_key(topic),
+            self._config.group,
+            self._config.consumer,
+            min_idle_time=self._config.claim_idle_ms,
+            start_id="0-0",
+            count=self._config.batch_size,
+        )
+        # XAUTOCLAIM answers [next-start, entries, deleted-ids]; entries deleted by MAXLEN
+        # trimming come back as None and are simply acknowledged.
+        entries: list[Any] = answer[1]
+        return [entry for entry in entries if entry is not None]
+
+    async def _process(self, topic: str, entries: Iterable[Any]) -> int:
+        handled = 0
+        for entry_id, fields in entries:
+            if fields is None:  # trimmed away while pending
+                await self._ack(topic, [entry_id])
+                continue
+            if await self._handle_one(topic, entry_id, fields):
+                handled += 1
+        return handled
+
+    async def _handle_one(self, topic: str, entry_id: bytes, fields: dict[bytes, bytes]) -> bool:
+        try:
+            env = events_pb2.Envelope.FromString(fields[FIELD])
+        except (KeyError, DecodeError):
+            log.error("events.undecodable", topic=topic, entry_id=entry_id)
+            await self._dead_letter(topic, entry_id, fields, "undecodable")
+            return False
+        # The handler's logs and calls continue the trace of the request that caused the event.
+        set_current_trace(continue_or_start(env.traceparent))
+        try:
+            await self._handler(env)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            deliveries = await self._deliveries(topic, entry_id)
+            log.exception(
+                "events.handler_failed", topic=topic, event_id=env.id, deliveries=deliveries
+            )
+            if deliveries >= self._config.max_deliveries:
+                await self._dead_letter(topic, entry_id, fields, repr(error))
+            return False
+        await self._ack(topic, [entry_id])
+        return True
+
+    async def _deliveries(self, topic: str, entry_id: bytes) -> int:
+        pending = await self._redis.xpending_range(
+            stream_key(topic), self._config.group, min=entry_id, max=entry_id, count=1
+        )
+        return int(pending[0]["times_delivered"]) if pending else 1
+
+    async def _dead_letter(
+        self, topic: str, entry_id: bytes, fields: dict[bytes, bytes], reason: str
+    ) -> None:
+        dead: dict[Any, Any] = {**fields, b"reason": reason.encode(), b"entry_id": entry_id}
+        await self._redis.xadd(dead_letter_key(topic, self._config.group), dead)
+        await self._ack(topic, [entry_id])
+
+    async def _ack(self, topic: str, entry_ids: list[bytes]) -> None:
+        await self._redis.xack(stream_key(topic), self._config.group, *entry_ids)
+
+
+def _topic_of(stream: bytes | str) -> str:
+    name = stream.decode() if isinstance(stream, bytes) else stream
+    return name[name.index("{") + 1 : name.index("}")]
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

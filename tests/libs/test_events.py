@@ -1,0 +1,115 @@
+"""Durable events on a real Redis: delivery, acknowledgement, takeover and dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+
+from zap.events.v1 import events_pb2
+from zapcore.events import (
+    ConsumerConfig,
+    EventConsumer,
+    EventPublisher,
+    dead_letter_key,
+    stream_key,
+)
+
+
+@pytest.fixture
+def redis(redis_db: tuple[str, Redis]) -> Redis:
+    return redis_db[1]
+
+
+def followed(n: int) -> events_pb2.Followed:
+    return events_pb2.Followed(follower_id=f"follower-{n}", followee_id="star")
+
+
+class Recorder:
+    def __init__(self, failures: int = 0) -> None:
+        self.seen: list[events_pb2.Envelope] = []
+        self.failures = failures
+
+    async def __call__(self, env: events_pb2.Envelope) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("handler failed")
+        self.seen.append(env)
+
+
+async def pending(redis: Redis, topic: str, group: str) -> int:
+    return int((await redis.xpending(stream_key(topic), group))["pending"])
+
+
+async def test_a_group_created_later_still_receives_earlier_events(redis: Redis) -> None:
+    publisher = EventPublisher(redis, producer="graph")
+    sent = [await publisher.publish("graph", followed(n)) for n in range(3)]
+
+    recorder = Recorder()
+    consumer = EventConsumer(redis, ConsumerConfig(group="notification", topics=["graph"]), recorder)
+    assert await consumer.run_once(block=False) == 3
+
+    assert [env.id for env in recorder.seen] == [env.id for env in sent]
+    assert recorder.seen[0].followed.follower_id == "follower-0"
+    assert recorder.seen[0].producer == "graph"
+    assert await pending(redis, "graph", "notification") == 0
+
+
+async def test_every_group_gets_its_own_copy(redis: Redis) -> None:
+    await EventPublisher(redis, producer="graph").publish("graph", followed(1))
+    first, second = Recorder(), Recorder()
+    for group, recorder in (("feed", first), ("notification", second)):
+        consumer = EventConsumer(redis, ConsumerConfig(group=group, topics=["graph"]), recorder)
+        await consumer.run_once(block=False)
+    assert len(first.seen) == len(second.seen) == 1
+
+
+async def test_a_failed_entry_stays_pending_and_is_taken_over(redis: Redis) -> None:
+    await EventPublisher(redis, producer="graph").publish("graph", followed(1))
+    crashing = EventConsumer(
+        redis,
+        ConsumerConfig(group="feed", topics=["graph"], consumer="a", claim_idle_ms=0),
+        Recorder(failures=1),
+    )
+    assert await crashing.run_once(block=False) == 0
+    assert await pending(redis, "graph", "feed") == 1
+
+    survivor = Recorder()
+    other = EventConsumer(
+        redis,
+        ConsumerConfig(group="feed", topics=["graph"], consumer="b", claim_idle_ms=0),
+        survivor,
+    )
+    assert await other.run_once(block=False) == 1
+    assert len(survivor.seen) == 1
+    assert await pending(redis, "graph", "feed") == 0
+
+
+async def test_an_entry_that_keeps_failing_goes_to_the_dead_letter_stream(redis: Redis) -> None:
+    await EventPublisher(redis, producer="graph").publish("graph", followed(1))
+    config = ConsumerConfig(group="feed", topics=["graph"], claim_idle_ms=0, max_deliveries=3)
+    consumer = EventConsumer(redis, config, Recorder(failures=100))
+    for _ in range(3):
+        await consumer.run_once(block=False)
+
+    assert await pending(redis, "graph", "feed") == 0
+    dead = await redis.xrange(dead_letter_key("graph", "feed"))
+    assert len(dead) == 1
+    assert events_pb2.Envelope.FromString(dead[0][1][b"e"]).followed.follower_id == "follower-1"
+
+
+async def test_run_consumes_until_stopped(redis: Redis) -> None:
+    recorder = Recorder()
+    config = ConsumerConfig(group="feed", topics=["graph", "feed"], block_ms=50)
+    consumer = EventConsumer(redis, config, recorder)
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    await EventPublisher(redis, producer="graph").publish("graph", followed(7))
+    for _ in range(100):
+        if recorder.seen:
+            break
+        await asyncio.sleep(0.02)
+    stop.set()
+    await asyncio.wait_for(task, timeout=2)
+    assert recorder.seen[0].followed.follower_id == "follower-7"
