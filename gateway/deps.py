@@ -8,7 +8,14 @@ from fastapi import Depends, Request
 
 from gateway.problems import Problem
 from gateway.state import EdgeState
-from gateway.upstreams import AuthClient
+from gateway.upstreams import (
+    AuthClient,
+    FeedClient,
+    GraphClient,
+    MediaClient,
+    ModerationClient,
+    NotificationClient,
+)
 from zapcore.errors import Unauthenticated
 from zapcore.identity import Identity, set_current_identity
 
@@ -87,4 +94,29 @@ async def auth_stub(edge: Edge) -> AuthClient:
     return edge.upstreams.auth
 
 
+async def feed_stub(edge: Edge) -> FeedClient:
+    return edge.upstreams.feed
+
+
+async def graph_stub(edge: Edge) -> GraphClient:
+    return edge.upstreams.graph
+
+
+async def media_stub(edge: Edge) -> MediaClient:
+    return edge.upstreams.media
+
+
+async def moderation_stub(edge: Edge) -> ModerationClient:
+    return edge.upstreams.moderation
+
+
+async def notification_stub(edge: Edge) -> NotificationClient:
+    return edge.upstreams.notification
+
+
 AuthStub = Annotated[AuthClient, Depends(auth_stub)]
+FeedStub = Annotated[FeedClient, Depends(feed_stub)]
+GraphStub = Annotated[GraphClient, Depends(graph_stub)]
+MediaStub = Annotated[MediaClient, Depends(media_stub)]
+ModerationStub = Annotated[ModerationClient, Depends(moderation_stub)]
+NotificationStub = Annotated[NotificationClient, Depends(notification_stub)]

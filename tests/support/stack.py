@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,19 +14,43 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from services.auth.app import running as auth_running
 from services.auth.settings import AuthSettings
-from zapcore.settings import PlatformSettings
+from zapcore.settings import PlatformSettings, ServiceSettings
 
 TEST_SECRET = "test-internal-secret-" + "x" * 40
+
+
+SERVICES = ("auth", "graph", "feed", "media", "moderation", "notification")
 
 
 @dataclass
 class Stack:
     platform: PlatformSettings
-    auth_settings: AuthSettings
+    settings: dict[str, ServiceSettings]
+    targets: dict[str, str]
     gateway_url: str
-    auth_target: str
+
+    @property
+    def auth_settings(self) -> AuthSettings:
+        settings = self.settings["auth"]
+        assert isinstance(settings, AuthSettings)
+        return settings
+
+    @property
+    def auth_target(self) -> str:
+        return self.targets["auth"]
+
+
+def free_port() -> int:
+    """A port nobody listens on now; services need each other's address before they start."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def service_settings(name: str, **values: object) -> ServiceSettings:
+    settings_class = importlib.import_module(f"services.{name}.settings").Settings
+    return settings_class(**values)  # type: ignore[no-any-return]
 
 
 @contextlib.asynccontextmanager
@@ -71,23 +97,32 @@ def gateway_settings(**overrides: object) -> GatewaySettings:
 async def run_stack(
     database_urls: dict[str, str], redis_url: str, keys_dir: Path
 ) -> AsyncIterator[Stack]:
-    """auth and the gateway, wired together over real gRPC and HTTP sockets."""
-    auth_settings = AuthSettings(
-        database_url=database_urls["auth"],
-        grpc_port=0,
-        signing_keys_dir=keys_dir,
-        shutdown_grace_seconds=1,
+    """Every service and the gateway, wired together over real gRPC and HTTP sockets."""
+    ports = {name: free_port() for name in SERVICES}
+    targets = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+    platform = PlatformSettings.model_validate(
+        {
+            "environment": "test",
+            "internal_secret": TEST_SECRET,
+            "redis_url": redis_url,
+            **{f"{name}_target": target for name, target in targets.items()},
+        }
     )
-    base_platform = PlatformSettings(
-        environment="test", internal_secret=TEST_SECRET, redis_url=redis_url
-    )
-    async with auth_running(base_platform, auth_settings) as auth_server:
-        port = await auth_server.start()
-        platform = base_platform.model_copy(update={"auth_target": f"127.0.0.1:{port}"})
-        async with serve_gateway(platform, gateway_settings()) as url:
-            yield Stack(
-                platform=platform,
-                auth_settings=auth_settings,
-                gateway_url=url,
-                auth_target=f"127.0.0.1:{port}",
-            )
+    extra: dict[str, dict[str, object]] = {"auth": {"signing_keys_dir": keys_dir}}
+    settings = {
+        name: service_settings(
+            name,
+            database_url=database_urls[name],
+            grpc_port=ports[name],
+            shutdown_grace_seconds=1,
+            **extra.get(name, {}),
+        )
+        for name in SERVICES
+    }
+    async with contextlib.AsyncExitStack() as running:
+        for name in SERVICES:
+            app = importlib.import_module(f"services.{name}.app")
+            server = await running.enter_async_context(app.running(platform, settings[name]))
+            await server.start()
+        url = await running.enter_async_context(serve_gateway(platform, gateway_settings()))
+        yield Stack(platform=platform, settings=settings, targets=targets, gateway_url=url)
