@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException
 
 from gateway.client_ip import resolve_client_ip
 from gateway.problems import Problem, render
@@ -104,19 +105,36 @@ class EdgeMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge(limit)
+                    # FastAPI turns any other error raised while it reads the body into a
+                    # 400; an HTTPException reaches the problem renderer as it is.
+                    raise HTTPException(413, BodyTooLarge(limit).detail)
             return message
 
+        status_sent = False
+
         async def send_with_trace(message: Message) -> None:
-            nonlocal status
+            nonlocal status, status_sent
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, status_sent = message["status"], True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"traceparent", traceparent.encode())]
             await send(message)
 
         try:
             await self.app(scope, limited_receive, send_with_trace)
+        except Exception:
+            # Starlette's last-resort handler answers outside this middleware, without the
+            # trace header; answer here instead, in the standard shape, if nothing was sent.
+            log.exception("http.unhandled_error", path=scope["path"])
+            if status_sent:
+                raise
+            status = 500
+            response = render(
+                Problem(500, "internal", "Internal error", "the server failed; try again"),
+                scope["path"],
+            )
+            response.headers["traceparent"] = traceparent
+            await response(scope, receive, send)
         finally:
             self._observe(scope, status, started)
 

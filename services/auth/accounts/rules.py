@@ -57,6 +57,6 @@ def text_problem(value: str, limit: int) -> str | None:
 
 
 def url_problem(value: str) -> str | None:
-    if value and not re.fullmatch(r"https://[^\s]{1,2040}", value):
+    if value and not re.fullmatch(r"https://[^\s\x00-\x1f\x7f]{1,2040}", value):
         return "must be an https URL"
     return None

@@ -17,7 +17,13 @@ from services.auth.accounts.throttle import LoginThrottle
 from services.auth.models import AccountState, Role, User
 from services.auth.passwords.hasher import PasswordHasher
 from services.auth.passwords.policy import password_problems
-from zapcore.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated
+from zapcore.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
 from zapcore.ids import new_id
 
 _BAD_CREDENTIALS = "email or password is incorrect"
@@ -96,7 +102,8 @@ class AccountService:
         """The active user with these credentials; the same error whatever is wrong."""
         normalised = rules.normalise_email(email) or email.strip().lower()
         await throttle.check(normalised, client_ip)
-        user = await self._users.find_by_email(normalised)
+        # PostgreSQL refuses NUL in text; no stored address has one, so do not ask.
+        user = await self._users.find_by_email(normalised) if "\x00" not in normalised else None
         active = user is not None and user.state == AccountState.ACTIVE
         digest = user.password_hash if user is not None and active else None
         if not await self._hasher.verify(password, digest) or user is None:
@@ -119,7 +126,9 @@ class AccountService:
         return await self._users.list_active(list(dict.fromkeys(user_ids)))
 
     async def by_username(self, username: str) -> User:
-        user = await self._users.find_active_by_username(username)
+        # Every stored username follows the pattern; anything else (NUL included) is unknown.
+        valid = rules.USERNAME_PATTERN.fullmatch(username) is not None
+        user = await self._users.find_active_by_username(username) if valid else None
         if user is None:
             raise NotFound("no such user", reason="user-not-found")
         return user
@@ -174,7 +183,8 @@ class AccountService:
         if user is None or user.state != AccountState.ACTIVE:
             raise NotFound("no such user", reason="user-not-found")
         if not await self._hasher.verify(password, user.password_hash):
-            raise Unauthenticated("password is incorrect", reason="invalid-credentials")
+            # 403, not 401: the session is fine, only the re-confirmation failed.
+            raise PermissionDenied("password is incorrect", reason="password-incorrect")
         now = datetime.now(UTC)
         tag = secrets.token_hex(8)
         await self._users.soft_delete(
