@@ -10,6 +10,7 @@ therefore at least once: handlers must be idempotent (the envelope id is there f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -229,7 +230,5 @@ def _topic_of(stream: bytes | str) -> str:
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass

@@ -62,10 +62,9 @@ def retry_service_config(service: ServiceDescriptor) -> str:
     return json.dumps(config)
 
 
-class _ClientInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
-    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
-):
+class _CallDecorator:
+    """Adds identity, trace and deadline to a call's details."""
+
     def __init__(
         self,
         signer: IdentitySigner,
@@ -91,6 +90,10 @@ class _ClientInterceptor(
             wait_for_ready=details.wait_for_ready,
         )
 
+
+# grpc.aio files each interceptor under the first kind it is an instance of, so one object
+# cannot serve unary and streaming calls: each kind gets its own.
+class _UnaryUnaryInterceptor(_CallDecorator, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         started = time.perf_counter()
         method = details.method.decode() if isinstance(details.method, bytes) else details.method
@@ -108,6 +111,8 @@ class _ClientInterceptor(
                 time.perf_counter() - started
             )
 
+
+class _UnaryStreamInterceptor(_CallDecorator, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[type-arg]
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._decorate(details), request)
 
@@ -122,10 +127,15 @@ def open_channel(
 ) -> grpc.aio.Channel:
     """A channel to one service; calls carry identity, trace and a deadline, always."""
     options = [*CHANNEL_OPTIONS, ("grpc.service_config", retry_service_config(service))]
+
+    def fallback() -> Identity:
+        return Identity(service=caller)
+
     return grpc.aio.insecure_channel(
         target,
         options=options,
         interceptors=[
-            _ClientInterceptor(signer, lambda: Identity(service=caller), default_timeout)  # type: ignore[list-item]
+            _UnaryUnaryInterceptor(signer, fallback, default_timeout),  # type: ignore[list-item]
+            _UnaryStreamInterceptor(signer, fallback, default_timeout),  # type: ignore[list-item]
         ],
     )

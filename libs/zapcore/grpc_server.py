@@ -24,7 +24,7 @@ from zapcore.errors import ZapError
 from zapcore.identity import IDENTITY_METADATA_KEY, IdentitySigner, set_current_identity
 from zapcore.logging import get_logger
 from zapcore.metrics import GRPC_SERVER_HANDLED, GRPC_SERVER_LATENCY, split_method
-from zapcore.rpc_errors import error_to_status
+from zapcore.rpc_errors import error_from_peer, error_to_status
 from zapcore.tracing import TRACEPARENT_METADATA_KEY, continue_or_start, set_current_trace
 
 log = get_logger(__name__)
@@ -88,6 +88,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                     return await behaviour(request, context)
             except ZapError as exc:
                 error, code = exc, exc.code
+            except grpc.aio.AioRpcError as exc:
+                error = error_from_peer(exc)
+                code = error.code
+                log.warning("grpc.peer_failed", method=method, peer_code=exc.code().name)
             except TimeoutError:
                 error = ZapError("the call ran out of time")
                 error.code = code = grpc.StatusCode.DEADLINE_EXCEEDED
@@ -119,6 +123,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                     yield item
             except ZapError as exc:
                 error, code = exc, exc.code
+            except grpc.aio.AioRpcError as exc:
+                error = error_from_peer(exc)
+                code = error.code
+                log.warning("grpc.peer_failed", method=method, peer_code=exc.code().name)
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED
                 raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import re
 from pathlib import Path
 
 import asyncpg
@@ -69,6 +70,21 @@ async def drop_database(database_url: str) -> None:
         await conn.close()
 
 
+_PARTITION = re.compile(r"^(?P<parent>\w+)_p\d+$")
+
+
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Leave out the partitions of a partitioned table: models describe only the parent."""
+    if type_ == "table" and reflected and compare_to is None and name:
+        return _PARTITION.match(name) is None
+    if type_ == "index" and reflected and compare_to is None:
+        table = getattr(obj, "table", None)
+        return not (table is not None and _PARTITION.match(str(table.name)))
+    return True
+
+
 def run_env(target_metadata: MetaData) -> None:
     """Body of every service's migrations/env.py (online mode, asyncpg)."""
     url = str(
@@ -81,6 +97,7 @@ def run_env(target_metadata: MetaData) -> None:
             connection=connection,
             target_metadata=target_metadata,
             compare_type=True,
+            include_object=include_object,
             transaction_per_migration=True,
         )
         with context.begin_transaction():

@@ -11,7 +11,7 @@ from google.rpc import status_pb2
 from grpc_status import rpc_status
 
 from zap.common.v1 import common_pb2
-from zapcore.errors import ZapError
+from zapcore.errors import Unavailable, ZapError
 
 _DETAILS_KEY = "grpc-status-details-bin"
 
@@ -66,3 +66,41 @@ def failure_from_rpc_error(error: grpc.aio.AioRpcError) -> CallFailure:
                     retry_after_seconds=detail.retry_after_seconds,
                 )
     return CallFailure(code=code, message=message)
+
+
+_PEER_OUTAGE = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.CANCELLED,
+    }
+)
+_PEER_FAULT = frozenset(
+    {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
+)
+
+
+def error_from_peer(error: grpc.aio.AioRpcError) -> ZapError:
+    """What a failed call to another service means for our own caller.
+
+    A peer that is down or slow makes us unavailable (the caller may retry); a peer's own
+    bug stays internal; anything else (not found, invalid, denied) is passed on as it is.
+    """
+    failure = failure_from_rpc_error(error)
+    if failure.code in _PEER_OUTAGE:
+        result: ZapError = Unavailable(
+            "a service this call depends on is unavailable; try again shortly",
+            reason="dependency-unavailable",
+        )
+        return result
+    result = ZapError(
+        failure.message or "a service this call depends on failed",
+        reason=failure.reason or ("internal" if failure.code in _PEER_FAULT else "error"),
+        title=failure.title or None,
+        fields=failure.fields,
+        retry_after_seconds=failure.retry_after_seconds,
+    )
+    result.code = grpc.StatusCode.INTERNAL if failure.code in _PEER_FAULT else failure.code
+    return result

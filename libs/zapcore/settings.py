@@ -76,6 +76,8 @@ class ServiceSettings(BaseSettings):
     grpc_port: int = 0
     # Prometheus scrape port for this process; 0 disables the endpoint.
     metrics_port: int = 0
+    # The same for the service's worker process, if it has one.
+    worker_metrics_port: int = 0
     # Seconds in-flight calls get to finish after SIGTERM before they are cancelled.
     shutdown_grace_seconds: float = 10.0
     # Deadline applied to calls that arrive without one.

@@ -1,6 +1,6 @@
-"""auth's arq worker: scheduled housekeeping.
+"""auth's worker: scheduled housekeeping (expired refresh tokens).
 
-arq services.auth.worker.WorkerSettings
+python -m services.auth.worker
 """
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from arq import cron
-from arq.connections import RedisSettings
+from arq.worker import Worker
 
 from services.auth.settings import AuthSettings
 from services.auth.tokens.repository import RefreshTokenRepository
 from zapcore.db import Database
-from zapcore.logging import configure_logging, get_logger
+from zapcore.jobs import build_worker, run_worker
+from zapcore.logging import get_logger
 from zapcore.settings import PlatformSettings
 
 log = get_logger(__name__)
@@ -22,9 +23,7 @@ QUEUE = "zap:auth:jobs"
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    platform = PlatformSettings()
-    configure_logging("auth-worker", platform.log_level)
-    ctx["db"] = Database(AuthSettings().database_url, pool_size=2)
+    ctx["db"] = Database(ctx["settings"].database_url, pool_size=2)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -45,12 +44,34 @@ async def delete_expired_tokens(ctx: dict[str, Any]) -> int:
     return total
 
 
-class WorkerSettings:
-    queue_name = QUEUE
-    redis_settings = RedisSettings.from_dsn(PlatformSettings().redis_url)
-    functions: list[Any] = []
-    cron_jobs = [cron(delete_expired_tokens, minute={7, 37}, unique=True, run_at_startup=False)]
-    on_startup = startup
-    on_shutdown = shutdown
-    # Jobs whose worker died are picked up again once their lease runs out.
-    job_timeout = 300
+def auth_worker(
+    platform: PlatformSettings, settings: AuthSettings, *, handle_signals: bool = True
+) -> Worker:
+    return build_worker(
+        queue=QUEUE,
+        redis_url=platform.redis_url,
+        # delete_expired_tokens may also be queued on demand.
+        functions=[delete_expired_tokens],
+        cron_jobs=[cron(delete_expired_tokens, minute={7, 37}, unique=True, run_at_startup=False)],
+        on_startup=startup,
+        on_shutdown=shutdown,
+        ctx={"platform": platform, "settings": settings},
+        handle_signals=handle_signals,
+        job_timeout=300,
+    )
+
+
+def main() -> None:
+    platform, settings = PlatformSettings(), AuthSettings()
+    if platform.is_production:
+        settings.check_production()
+    run_worker(
+        "auth-worker",
+        platform.log_level,
+        settings.worker_metrics_port,
+        lambda: auth_worker(platform, settings),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -10,6 +10,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from zapcore.migrations import include_object
+
 SERVICES = ("auth", "feed", "graph", "media", "moderation", "notification")
 
 
@@ -18,7 +20,9 @@ async def test_models_and_migrations_agree(databases: dict[str, str], service: s
     metadata = importlib.import_module(f"services.{service}.models").Base.metadata
 
     def differences(connection: Connection) -> list[object]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_object": include_object}
+        )
         return list(compare_metadata(context, metadata))
 
     engine = create_async_engine(databases[service])
