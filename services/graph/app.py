@@ -1,17 +1,14 @@
-"""graph's gRPC server (used by `python -m` and by tests).
-
-The GraphService contract is drafted in protos/zap/graph/v1/; until its implementation lands
-the server answers health checks and reflection, and UNIMPLEMENTED for every RPC.
-"""
+"""graph's gRPC server with everything it holds open (used by `python -m` and by tests)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from services.graph.resources import GraphResources
+from services.graph.servicer import GraphServicer
 from services.graph.settings import GraphSettings
-from zap.graph.v1 import graph_pb2
-from zapcore.db import Database
+from zap.graph.v1 import graph_pb2, graph_pb2_grpc
 from zapcore.grpc_server import GrpcServer
 from zapcore.identity import IdentitySigner
 from zapcore.settings import PlatformSettings
@@ -22,7 +19,7 @@ SERVICE_NAME = graph_pb2.DESCRIPTOR.services_by_name["GraphService"].full_name
 @asynccontextmanager
 async def running(platform: PlatformSettings, settings: GraphSettings) -> AsyncIterator[GrpcServer]:
     """A configured, not yet started server; resources are released on exit."""
-    db = Database(settings.database_url, pool_size=settings.db_pool_size)
+    resources = GraphResources.open(platform, settings)
     server = GrpcServer(
         service_names=[SERVICE_NAME],
         signer=IdentitySigner(platform.internal_secret.get_secret_value()),
@@ -32,8 +29,9 @@ async def running(platform: PlatformSettings, settings: GraphSettings) -> AsyncI
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
         reflection_enabled=settings.reflection,
     )
+    graph_pb2_grpc.add_GraphServiceServicer_to_server(GraphServicer(resources), server.server)
     try:
         yield server
     finally:
         await server.stop()
-        await db.dispose()
+        await resources.close()

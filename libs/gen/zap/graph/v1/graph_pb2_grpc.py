@@ -116,8 +116,8 @@ class GraphServiceServicer:
     """
 
     def Follow(self, request, context):
-        """Idempotent: following twice is one follow. Self-follow and following across a block
-        (either direction) are FAILED_PRECONDITION.
+        """Idempotent: following twice is one follow. Self-follow is INVALID_ARGUMENT; following
+        across a block (either direction) is FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

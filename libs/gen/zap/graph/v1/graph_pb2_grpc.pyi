@@ -37,8 +37,8 @@ class GraphServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> GraphServiceAsyncStub: ...
     Follow: _grpc.UnaryUnaryMultiCallable[_graph_pb2.FollowRequest, _graph_pb2.FollowResponse]
-    """Idempotent: following twice is one follow. Self-follow and following across a block
-    (either direction) are FAILED_PRECONDITION.
+    """Idempotent: following twice is one follow. Self-follow is INVALID_ARGUMENT; following
+    across a block (either direction) is FAILED_PRECONDITION.
     """
     Unfollow: _grpc.UnaryUnaryMultiCallable[_graph_pb2.UnfollowRequest, _graph_pb2.UnfollowResponse]
     Block: _grpc.UnaryUnaryMultiCallable[_graph_pb2.BlockRequest, _graph_pb2.BlockResponse]
@@ -73,8 +73,8 @@ class GraphServiceAsyncStub(GraphServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Follow: _aio.UnaryUnaryMultiCallable[_graph_pb2.FollowRequest, _graph_pb2.FollowResponse]  # type: ignore[assignment]
-    """Idempotent: following twice is one follow. Self-follow and following across a block
-    (either direction) are FAILED_PRECONDITION.
+    """Idempotent: following twice is one follow. Self-follow is INVALID_ARGUMENT; following
+    across a block (either direction) is FAILED_PRECONDITION.
     """
     Unfollow: _aio.UnaryUnaryMultiCallable[_graph_pb2.UnfollowRequest, _graph_pb2.UnfollowResponse]  # type: ignore[assignment]
     Block: _aio.UnaryUnaryMultiCallable[_graph_pb2.BlockRequest, _graph_pb2.BlockResponse]  # type: ignore[assignment]
@@ -112,8 +112,8 @@ class GraphServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _graph_pb2.FollowRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_graph_pb2.FollowResponse, _abc.Awaitable[_graph_pb2.FollowResponse]]:
-        """Idempotent: following twice is one follow. Self-follow and following across a block
-        (either direction) are FAILED_PRECONDITION.
+        """Idempotent: following twice is one follow. Self-follow is INVALID_ARGUMENT; following
+        across a block (either direction) is FAILED_PRECONDITION.
         """
 
     @_abc_1.abstractmethod

@@ -1,0 +1,152 @@
+"""Relationship rules: follow, block and mute (and their undoing), and how users relate.
+
+Every write is idempotent: repeating it changes nothing, announces nothing and answers the
+same relationship. Counts change only when an edge was really inserted or deleted, in the
+same transaction, and events are published only after that transaction has committed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import replace
+
+from google.protobuf.message import Message
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.graph.follows.repository import CountChange, CountRepository
+from services.graph.relationships.repository import Kind, RelationshipRepository
+from services.graph.relationships.rules import (
+    Exclusions,
+    Relationship,
+    check_batch,
+    pair_lock_key,
+    refuse_self,
+)
+from zap.events.v1 import events_pb2
+from zapcore.db import after_commit
+from zapcore.errors import FailedPrecondition
+from zapcore.events import GRAPH, EventPublisher
+from zapcore.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class RelationshipService:
+    def __init__(self, session: AsyncSession, events: EventPublisher) -> None:
+        self._session = session
+        self._edges = RelationshipRepository(session)
+        self._counts = CountRepository(session)
+        self._events = events
+
+    async def follow(self, viewer: uuid.UUID, target: uuid.UUID) -> Relationship:
+        refuse_self(viewer, target, "follow")
+        # Serialise with a concurrent Block of the same pair (see pair_lock_key).
+        await self._edges.lock_pair(pair_lock_key(viewer, target))
+        relationship = await self.relationship(viewer, target)
+        if relationship.blocking:
+            raise FailedPrecondition(
+                "you block this user; unblock them before following", reason="blocked"
+            )
+        if relationship.blocked_by:
+            raise FailedPrecondition("this user has blocked you", reason="blocked")
+        if await self._edges.add_follow(viewer, target):
+            await self._counts.apply(
+                {viewer: CountChange(following=1), target: CountChange(followers=1)}
+            )
+            self._announce(events_pb2.Followed(follower_id=str(viewer), followee_id=str(target)))
+        return replace(relationship, following=True)
+
+    async def unfollow(self, viewer: uuid.UUID, target: uuid.UUID) -> Relationship:
+        refuse_self(viewer, target, "unfollow")
+        # No pair lock needed: a concurrent delete of the same row waits for this one and
+        # then finds nothing, so the counts are decremented once.
+        if await self._edges.remove_follow(viewer, target):
+            await self._counts.apply(
+                {viewer: CountChange(following=-1), target: CountChange(followers=-1)}
+            )
+            self._announce(events_pb2.Unfollowed(follower_id=str(viewer), followee_id=str(target)))
+        return await self.relationship(viewer, target)
+
+    async def block(self, viewer: uuid.UUID, target: uuid.UUID) -> Relationship:
+        refuse_self(viewer, target, "block")
+        await self._edges.lock_pair(pair_lock_key(viewer, target))
+        created = await self._edges.add_block(viewer, target)
+        removed = await self._edges.remove_follows_between(viewer, target)
+        followers: Counter[uuid.UUID] = Counter()
+        following: Counter[uuid.UUID] = Counter()
+        for follower, followee in removed:
+            following[follower] -= 1
+            followers[followee] -= 1
+            # Consumers that keep follow-derived state (feeds) see the edge go as usual.
+            self._announce(
+                events_pb2.Unfollowed(follower_id=str(follower), followee_id=str(followee))
+            )
+        await self._counts.apply(
+            {
+                user_id: CountChange(followers=followers[user_id], following=following[user_id])
+                for user_id in followers.keys() | following.keys()
+            }
+        )
+        if created:
+            self._announce(events_pb2.Blocked(blocker_id=str(viewer), blocked_id=str(target)))
+        return await self.relationship(viewer, target)
+
+    async def unblock(self, viewer: uuid.UUID, target: uuid.UUID) -> Relationship:
+        refuse_self(viewer, target, "unblock")
+        # Follows removed by the block stay removed: unblocking restores nothing.
+        await self._edges.remove_block(viewer, target)
+        return await self.relationship(viewer, target)
+
+    async def mute(self, viewer: uuid.UUID, target: uuid.UUID) -> Relationship:
+        refuse_self(viewer, target, "mute")
+        await self._edges.add_mute(viewer, target)
+        return await self.relationship(viewer, target)
+
+    async def unmute(self, viewer: uuid.UUID, target: uuid.UUID) -> Relationship:
+        refuse_self(viewer, target, "unmute")
+        await self._edges.remove_mute(viewer, target)
+        return await self.relationship(viewer, target)
+
+    async def relationship(self, viewer: uuid.UUID, user_id: uuid.UUID) -> Relationship:
+        return (await self.relationships(viewer, [user_id]))[0]
+
+    async def relationships(
+        self, viewer: uuid.UUID, user_ids: list[uuid.UUID]
+    ) -> list[Relationship]:
+        """One relationship per requested id, in request order (duplicates repeated)."""
+        check_batch(user_ids, "user_ids")
+        facts = await self._edges.facts(viewer, list(dict.fromkeys(user_ids)))
+        return [
+            Relationship(
+                user_id=user_id,
+                following=user_id in facts[Kind.FOLLOWING],
+                followed_by=user_id in facts[Kind.FOLLOWED_BY],
+                blocking=user_id in facts[Kind.BLOCKING],
+                blocked_by=user_id in facts[Kind.BLOCKED_BY],
+                muting=user_id in facts[Kind.MUTING],
+            )
+            for user_id in user_ids
+        ]
+
+    async def exclusions(self, viewer: uuid.UUID) -> Exclusions:
+        found = await self._edges.exclusions(viewer)
+        return Exclusions(
+            blocking=found[Kind.BLOCKING],
+            blocked_by=found[Kind.BLOCKED_BY],
+            muted=found[Kind.MUTING],
+        )
+
+    def _announce(self, payload: Message) -> None:
+        """Publish `payload` on the graph topic once the transaction has committed."""
+
+        async def publish() -> None:
+            try:
+                await self._events.publish(GRAPH, payload)
+            except RedisError:
+                # The change is committed and the call succeeded; failing it now would
+                # make the client retry a write that is already done (and announce nothing).
+                log.exception("graph.event_not_published", payload=type(payload).__name__)
+
+        after_commit(self._session, publish)
