@@ -1,7 +1,7 @@
 """moderation's gRPC server (used by `python -m` and by tests).
 
-The ModerationService contract is drafted in protos/zap/moderation/v1/; until its implementation lands
-the server answers health checks and reflection, and UNIMPLEMENTED for every RPC.
+Tier 1 (CheckText) is served; the other RPCs of protos/zap/moderation/v1/ answer
+UNIMPLEMENTED until their implementation lands.
 """
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from services.moderation.servicer import ModerationServicer
 from services.moderation.settings import ModerationSettings
-from zap.moderation.v1 import moderation_pb2
+from zap.moderation.v1 import moderation_pb2, moderation_pb2_grpc
 from zapcore.db import Database
 from zapcore.grpc_server import GrpcServer
 from zapcore.identity import IdentitySigner
@@ -33,6 +34,11 @@ async def running(
         default_deadline_seconds=settings.default_deadline_seconds,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
         reflection_enabled=settings.reflection,
+    )
+    moderation_pb2_grpc.add_ModerationServiceServicer_to_server(
+        # The RPCs beyond tier 1 are not implemented yet (issue #4) and answer UNIMPLEMENTED.
+        ModerationServicer(settings.rules()),  # type: ignore[abstract]
+        server.server,
     )
     try:
         yield server
