@@ -14,9 +14,10 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import Response
 
 from gateway.deps import ip_rate_limit
+from gateway.idempotency import IdempotencyMiddleware
 from gateway.middleware import EdgeMiddleware
 from gateway.problems import Problem, problem_from_error, problem_from_failure, render
-from gateway.routes import auth, ops, users
+from gateway.routes import auth, feed, ops, posts, users
 from gateway.settings import GatewaySettings
 from gateway.state import EdgeState
 from zapcore.errors import ZapError
@@ -56,6 +57,8 @@ def create_app(platform: PlatformSettings, settings: GatewaySettings) -> FastAPI
     app.include_router(ops.router)
     app.include_router(auth.router, dependencies=api)
     app.include_router(users.router, dependencies=api)
+    app.include_router(posts.router, dependencies=api)
+    app.include_router(feed.router, dependencies=api)
 
     if settings.cors_origins:
         app.add_middleware(
@@ -67,6 +70,8 @@ def create_app(platform: PlatformSettings, settings: GatewaySettings) -> FastAPI
         )
     if "*" not in settings.allowed_hosts:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
+    # Added last runs first: the edge (trace, body limit) wraps idempotency, which wraps routes.
+    app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(EdgeMiddleware, settings=settings)
     return app
 
@@ -98,7 +103,10 @@ def _install_error_handlers(app: FastAPI) -> None:
             )
         fields = {}
         for error in errors:
-            location = [str(part) for part in error.get("loc", ()) if part != "body"]
+            # ("query", "limit") -> "limit": clients name fields, not where FastAPI found them.
+            location = [str(part) for part in error.get("loc", ())]
+            if location and location[0] in ("body", "query", "path", "header"):
+                location = location[1:]
             fields[".".join(location) or "body"] = str(error.get("msg", "is invalid"))
         return render(
             Problem(
@@ -112,6 +120,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         reasons = {
             404: ("not-found", "Not found"),
             405: ("method-not-allowed", "Method not allowed"),
+            413: ("body-too-large", "Request body too large"),
         }
         reason, title = reasons.get(exc.status_code, ("http-error", "HTTP error"))
         return render(

@@ -16,11 +16,12 @@ import argparse
 import asyncio
 import platform
 import secrets
-import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 import httpx
 
+from scripts.bench.load import closed_loop, open_loop
 from scripts.bench.report import Summary, summarise, write_json
 
 PASSWORD = "benchmark password 2026"
@@ -51,53 +52,30 @@ async def make_users(client: httpx.AsyncClient, count: int) -> list[tuple[str, s
 async def bench_me(
     client: httpx.AsyncClient, tokens: list[str], rate: float, seconds: float
 ) -> Summary:
-    latencies: list[float] = []
-    statuses: list[int] = []
+    def me(index: int) -> Awaitable[httpx.Response]:
+        token = tokens[index % len(tokens)]
+        return client.get("/api/v1/auth/me/", headers={"Authorization": f"Bearer {token}"})
 
-    async def one(token: str) -> None:
-        started = time.perf_counter()
-        answer = await client.get("/api/v1/auth/me/", headers={"Authorization": f"Bearer {token}"})
-        latencies.append(time.perf_counter() - started)
-        statuses.append(answer.status_code)
-
-    total = int(rate * seconds)
-    interval = 1.0 / rate
-    tasks = []
-    began = time.perf_counter()
-    for index in range(total):
-        delay = began + index * interval - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(tokens[index % len(tokens)])))
-    await asyncio.gather(*tasks)
+    samples = await open_loop(rate, seconds, me)
     return summarise(
-        f"GET /auth/me/ @{rate:g}/s", latencies, statuses, time.perf_counter() - began, {200}
+        f"GET /auth/me/ @{rate:g}/s", samples.latencies_s, samples.statuses, samples.seconds, {200}
     )
 
 
 async def bench_login(
     client: httpx.AsyncClient, emails: list[str], count: int, concurrency: int
 ) -> Summary:
-    latencies: list[float] = []
-    statuses: list[int] = []
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for index in range(count):
-        queue.put_nowait(emails[index % len(emails)])
+    def login(index: int) -> Awaitable[httpx.Response]:
+        email = emails[index % len(emails)]
+        return client.post("/api/v1/auth/login/", json={"email": email, "password": PASSWORD})
 
-    async def worker() -> None:
-        while not queue.empty():
-            email = queue.get_nowait()
-            started = time.perf_counter()
-            answer = await client.post(
-                "/api/v1/auth/login/", json={"email": email, "password": PASSWORD}
-            )
-            latencies.append(time.perf_counter() - started)
-            statuses.append(answer.status_code)
-
-    began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    samples = await closed_loop(count, concurrency, login)
     return summarise(
-        f"POST /auth/login/ x{concurrency}", latencies, statuses, time.perf_counter() - began, {200}
+        f"POST /auth/login/ x{concurrency}",
+        samples.latencies_s,
+        samples.statuses,
+        samples.seconds,
+        {200},
     )
 
 

@@ -1,17 +1,14 @@
-"""feed's gRPC server (used by `python -m` and by tests).
-
-The FeedService contract is drafted in protos/zap/feed/v1/; until its implementation lands
-the server answers health checks and reflection, and UNIMPLEMENTED for every RPC.
-"""
+"""feed's gRPC server with everything it holds open (used by `python -m` and by tests)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from services.feed.resources import FeedResources
+from services.feed.servicer import FeedServicer
 from services.feed.settings import FeedSettings
-from zap.feed.v1 import feed_pb2
-from zapcore.db import Database
+from zap.feed.v1 import feed_pb2, feed_pb2_grpc
 from zapcore.grpc_server import GrpcServer
 from zapcore.identity import IdentitySigner
 from zapcore.settings import PlatformSettings
@@ -22,7 +19,7 @@ SERVICE_NAME = feed_pb2.DESCRIPTOR.services_by_name["FeedService"].full_name
 @asynccontextmanager
 async def running(platform: PlatformSettings, settings: FeedSettings) -> AsyncIterator[GrpcServer]:
     """A configured, not yet started server; resources are released on exit."""
-    db = Database(settings.database_url, pool_size=settings.db_pool_size)
+    resources = FeedResources.open(platform, settings)
     server = GrpcServer(
         service_names=[SERVICE_NAME],
         signer=IdentitySigner(platform.internal_secret.get_secret_value()),
@@ -32,8 +29,9 @@ async def running(platform: PlatformSettings, settings: FeedSettings) -> AsyncIt
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
         reflection_enabled=settings.reflection,
     )
+    feed_pb2_grpc.add_FeedServiceServicer_to_server(FeedServicer(resources), server.server)
     try:
         yield server
     finally:
         await server.stop()
-        await db.dispose()
+        await resources.close()

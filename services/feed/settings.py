@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from zapcore.settings import ServiceSettings
@@ -12,6 +13,32 @@ class FeedSettings(ServiceSettings):
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/zap_feed"
     grpc_port: int = 50052
+
+    content_max_chars: int = Field(default=2000, ge=1)
+    comment_max_chars: int = Field(default=1000, ge=1)
+    max_hashtags: int = Field(default=30, ge=0)
+    max_media: int = Field(default=4, ge=0)
+
+    # Entries kept per user in the Redis feed cache.
+    cache_size: int = Field(default=800, ge=20)
+    # Fanout pushes into the cached feeds of users who read their feed this recently; anyone
+    # else's cache has expired and is rebuilt from the database on their next read.
+    active_window_seconds: int = Field(default=3 * 86400, ge=60)
+    # A reader pages through a frozen snapshot of their ranked feed for this long.
+    snapshot_ttl_seconds: int = Field(default=1800, ge=60)
+    # Posts of pulled (above-threshold) authors considered at read time.
+    pull_window_hours: int = Field(default=72, ge=1)
+    pull_max_posts: int = Field(default=200, ge=1)
+    # The cron rescoring touches items of posts younger than this.
+    rescore_window_hours: int = Field(default=48, ge=1)
+    # A new follow copies this many recent posts of the followee into the follower's feed.
+    backfill_posts: int = Field(default=20, ge=0)
+    fanout_batch_size: int = Field(default=2000, ge=1, le=10_000)
+    # Outbox rows older than this without a finished fanout are queued again by the sweeper.
+    sweep_after_seconds: int = Field(default=60, ge=1)
+    trending_window_hours: int = Field(default=24, ge=1)
+    # Tier-1 moderation is called with this deadline; if it cannot answer, posting goes on.
+    moderation_check_timeout_seconds: float = Field(default=0.2, gt=0)
 
 
 Settings = FeedSettings

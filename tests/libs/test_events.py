@@ -47,7 +47,9 @@ async def test_a_group_created_later_still_receives_earlier_events(redis: Redis)
     sent = [await publisher.publish("graph", followed(n)) for n in range(3)]
 
     recorder = Recorder()
-    consumer = EventConsumer(redis, ConsumerConfig(group="notification", topics=["graph"]), recorder)
+    consumer = EventConsumer(
+        redis, ConsumerConfig(group="notification", topics=["graph"]), recorder
+    )
     assert await consumer.run_once(block=False) == 3
 
     assert [env.id for env in recorder.seen] == [env.id for env in sent]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from arq.worker import Worker
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
@@ -21,6 +22,10 @@ TEST_SECRET = "test-internal-secret-" + "x" * 40
 
 
 SERVICES = ("auth", "graph", "feed", "media", "moderation", "notification")
+# Followers from which an author's posts are pulled at read time in the test stack.
+PULL_THRESHOLD = 5
+# Services whose worker runs beside them in the test stack.
+WORKERS = ("auth", "feed")
 
 
 @dataclass
@@ -39,6 +44,23 @@ class Stack:
     @property
     def auth_target(self) -> str:
         return self.targets["auth"]
+
+
+@contextlib.asynccontextmanager
+async def run_worker(
+    name: str, platform: PlatformSettings, settings: ServiceSettings
+) -> AsyncIterator[Worker]:
+    """A service's arq worker in this process, as `python -m services.<name>.worker` runs it."""
+    build = getattr(importlib.import_module(f"services.{name}.worker"), f"{name}_worker")
+    worker: Worker = build(platform, settings, handle_signals=False)
+    task = asyncio.create_task(worker.async_run())
+    try:
+        yield worker
+    finally:
+        await worker.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def free_port() -> int:
@@ -108,7 +130,11 @@ async def run_stack(
             **{f"{name}_target": target for name, target in targets.items()},
         }
     )
-    extra: dict[str, dict[str, object]] = {"auth": {"signing_keys_dir": keys_dir}}
+    extra: dict[str, dict[str, object]] = {
+        "auth": {"signing_keys_dir": keys_dir},
+        # Low, so that tests can make an author who is pulled instead of pushed.
+        "graph": {"fanout_threshold": PULL_THRESHOLD},
+    }
     settings = {
         name: service_settings(
             name,
@@ -124,5 +150,7 @@ async def run_stack(
             app = importlib.import_module(f"services.{name}.app")
             server = await running.enter_async_context(app.running(platform, settings[name]))
             await server.start()
+        for name in WORKERS:
+            await running.enter_async_context(run_worker(name, platform, settings[name]))
         url = await running.enter_async_context(serve_gateway(platform, gateway_settings()))
         yield Stack(platform=platform, settings=settings, targets=targets, gateway_url=url)

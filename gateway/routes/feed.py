@@ -1,0 +1,49 @@
+"""/api/v1/feed/: the ranked home feed and explore (feed service)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from gateway import hydrate
+from gateway.deps import AuthStub, CurrentUser, FeedStub, OptionalUser
+from gateway.paging import PageParams, next_cursor
+from gateway.schemas.common import Page
+from gateway.schemas.posts import FeedEntryOut, PostOut, TrendingHashtagOut
+from zap.feed.v1 import feed_pb2
+
+router = APIRouter(prefix="/api/v1/feed", tags=["feed"])
+
+
+@router.get("/home/", summary="Your ranked home feed")
+async def home(
+    page: PageParams, user: CurrentUser, feed: FeedStub, auth: AuthStub
+) -> Page[FeedEntryOut]:
+    answer = await feed.GetHomeFeed(feed_pb2.GetHomeFeedRequest(page=page))
+    return Page(
+        results=await hydrate.feed_entries(auth, answer.entries),
+        next_cursor=next_cursor(answer.page),
+    )
+
+
+@router.get("/explore/", summary="Posts with a hashtag, or trending posts without one")
+async def explore(
+    page: PageParams,
+    viewer: OptionalUser,
+    feed: FeedStub,
+    auth: AuthStub,
+    hashtag: Annotated[str | None, Query(min_length=1, max_length=65)] = None,
+) -> Page[PostOut]:
+    answer = await feed.GetExplore(feed_pb2.GetExploreRequest(hashtag=hashtag or "", page=page))
+    return Page(
+        results=await hydrate.posts(auth, answer.posts), next_cursor=next_cursor(answer.page)
+    )
+
+
+@router.get("/explore/hashtags/", summary="Trending hashtags")
+async def trending_hashtags(
+    feed: FeedStub, limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> list[TrendingHashtagOut]:
+    answer = await feed.ListTrendingHashtags(feed_pb2.ListTrendingHashtagsRequest(limit=limit))
+    return [TrendingHashtagOut(hashtag=h.hashtag, post_count=h.post_count) for h in answer.hashtags]

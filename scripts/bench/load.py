@@ -1,0 +1,62 @@
+"""Load shapes shared by the benchmarks.
+
+Open loop: requests start on a fixed schedule whether or not earlier ones finished, so a
+slow server cannot hide its queueing (no coordinated omission). Closed loop: N workers each
+send their next request when the previous one answered (for work that is slow by design).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+Request = Callable[[int], Awaitable[httpx.Response]]
+
+
+@dataclass
+class Samples:
+    latencies_s: list[float] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+    async def time(self, request: Awaitable[httpx.Response]) -> None:
+        started = time.perf_counter()
+        try:
+            status = (await request).status_code
+        except httpx.HTTPError:
+            status = 599  # transport failure: counted as an error, not dropped
+        self.latencies_s.append(time.perf_counter() - started)
+        self.statuses.append(status)
+
+
+async def open_loop(rate: float, seconds: float, request: Request) -> Samples:
+    samples = Samples()
+    interval = 1.0 / rate
+    tasks = []
+    began = time.perf_counter()
+    for index in range(int(rate * seconds)):
+        delay = began + index * interval - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(samples.time(request(index))))
+    await asyncio.gather(*tasks)
+    samples.seconds = time.perf_counter() - began
+    return samples
+
+
+async def closed_loop(count: int, concurrency: int, request: Request) -> Samples:
+    samples = Samples()
+    numbers = iter(range(count))
+
+    async def worker() -> None:
+        for index in numbers:
+            await samples.time(request(index))
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    samples.seconds = time.perf_counter() - began
+    return samples

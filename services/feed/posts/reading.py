@@ -1,0 +1,211 @@
+"""Reads: single posts, comments, timelines, explore. Everything is filtered for the viewer."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from services.feed.models import Comment
+from services.feed.posts.audience import Exclusions, exclusions_for
+from services.feed.posts.repository import PostRepository, ViewedPost, visible_to
+from services.feed.resources import FeedResources
+from zapcore.errors import InvalidArgument, NotFound
+from zapcore.ids import parse_id, parse_ids
+from zapcore.pagination import page_limit
+
+MAX_BATCH = 100
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str = ""
+
+
+class Reading:
+    def __init__(self, resources: FeedResources) -> None:
+        self._r = resources
+
+    async def post(self, post_id: str, viewer_id: uuid.UUID | None) -> ViewedPost:
+        pid = parse_id(post_id, "post_id")
+        exclusions = await exclusions_for(self._r.graph, viewer_id)
+        async with self._r.db.read_only() as session:
+            found = (await PostRepository(session).viewed([pid], viewer_id)).get(pid)
+        if found is None or not self._shows(found, viewer_id, exclusions, direct=True):
+            raise NotFound("post not found", reason="post-not-found")
+        return found
+
+    async def posts(self, post_ids: Sequence[str], viewer_id: uuid.UUID | None) -> list[ViewedPost]:
+        if len(post_ids) > MAX_BATCH:
+            raise InvalidArgument(
+                f"at most {MAX_BATCH} ids", fields={"post_ids": f"at most {MAX_BATCH}"}
+            )
+        ids = parse_ids(list(post_ids), "post_ids")
+        exclusions = await exclusions_for(self._r.graph, viewer_id)
+        return await self.hydrate(ids, viewer_id, exclusions, direct=True)
+
+    async def hydrate(
+        self,
+        post_ids: Sequence[uuid.UUID],
+        viewer_id: uuid.UUID | None,
+        exclusions: Exclusions,
+        *,
+        direct: bool = False,
+    ) -> list[ViewedPost]:
+        """The posts the viewer may see, in the order asked, in one query."""
+        async with self._r.db.read_only() as session:
+            found = await PostRepository(session).viewed(list(post_ids), viewer_id)
+        return [
+            found[pid]
+            for pid in post_ids
+            if pid in found and self._shows(found[pid], viewer_id, exclusions, direct=direct)
+        ]
+
+    @staticmethod
+    def _shows(
+        viewed: ViewedPost, viewer_id: uuid.UUID | None, exclusions: Exclusions, *, direct: bool
+    ) -> bool:
+        post = viewed.post
+        if not visible_to(post, viewer_id):
+            return False
+        if post.author_id == viewer_id:
+            return True
+        # A muted author's post still opens by its link; in lists it is left out.
+        return not (
+            exclusions.blocks(post.author_id) if direct else exclusions.hides(post.author_id)
+        )
+
+    async def user_posts(
+        self, user_id: str, viewer_id: uuid.UUID | None, cursor: str, limit: int
+    ) -> Page[ViewedPost]:
+        author = parse_id(user_id, "user_id")
+        size = page_limit(limit)
+        before = self._keyset(cursor, "user-posts", author)
+        exclusions = await exclusions_for(self._r.graph, viewer_id)
+        if exclusions.blocks(author):
+            return Page([])
+        async with self._r.db.read_only() as session:
+            posts = await PostRepository(session).author_timeline(author, before, size + 1)
+        more = len(posts) > size
+        posts = list(posts[:size])
+        visible = await self.hydrate([p.id for p in posts], viewer_id, exclusions, direct=True)
+        next_cursor = (
+            self._next_keyset("user-posts", author, posts[-1].created_at, posts[-1].id)
+            if more
+            else ""
+        )
+        return Page(visible, next_cursor)
+
+    async def hashtag(
+        self, hashtag: str, viewer_id: uuid.UUID | None, cursor: str, limit: int
+    ) -> Page[ViewedPost]:
+        tag = hashtag.strip().removeprefix("#").casefold()
+        if not tag or len(tag) > 64:
+            raise InvalidArgument("hashtag is not valid", fields={"hashtag": "1 to 64 characters"})
+        size = page_limit(limit)
+        before = self._keyset(cursor, f"tag:{tag}", None)
+        exclusions = await exclusions_for(self._r.graph, viewer_id)
+        async with self._r.db.read_only() as session:
+            rows = await PostRepository(session).hashtag_posts(tag, before, size + 1)
+        more = len(rows) > size
+        rows = rows[:size]
+        visible = await self.hydrate([pid for pid, _ in rows], viewer_id, exclusions)
+        next_cursor = (
+            self._next_keyset(f"tag:{tag}", None, rows[-1][1], rows[-1][0]) if more else ""
+        )
+        return Page(visible, next_cursor)
+
+    async def trending(
+        self, viewer_id: uuid.UUID | None, cursor: str, limit: int
+    ) -> Page[ViewedPost]:
+        """The most engaging recent posts. Pages are pinned to the first page's clock."""
+        size = page_limit(limit)
+        if cursor:
+            position = self._r.cursors.decode(cursor)
+            if position.get("k") != "trending":
+                raise _bad_cursor()
+            now, offset = datetime.fromisoformat(position["n"]), int(position["o"])
+        else:
+            now, offset = datetime.now(UTC), 0
+        since = now - timedelta(hours=self._r.settings.trending_window_hours)
+        exclusions = await exclusions_for(self._r.graph, viewer_id)
+        async with self._r.db.read_only() as session:
+            ids = await PostRepository(session).trending_posts(since, now, offset, size + 1)
+        more = len(ids) > size
+        ids = list(ids[:size])
+        visible = await self.hydrate(ids, viewer_id, exclusions)
+        next_cursor = (
+            self._r.cursors.encode({"k": "trending", "n": now.isoformat(), "o": offset + size})
+            if more
+            else ""
+        )
+        return Page(visible, next_cursor)
+
+    async def trending_hashtags(self, limit: int) -> list[tuple[str, int]]:
+        since = datetime.now(UTC) - timedelta(hours=self._r.settings.trending_window_hours)
+        async with self._r.db.read_only() as session:
+            return await PostRepository(session).trending_hashtags(since, page_limit(limit))
+
+    async def comments(
+        self, post_id: str, viewer_id: uuid.UUID | None, cursor: str, limit: int
+    ) -> Page[Comment]:
+        pid = parse_id(post_id, "post_id")
+        size = page_limit(limit)
+        after = self._keyset(cursor, "comments", pid)
+        await self.post(post_id, viewer_id)  # the post itself must be visible
+        exclusions = await exclusions_for(self._r.graph, viewer_id)
+        async with self._r.db.read_only() as session:
+            rows = list(await PostRepository(session).comments(pid, after, size + 1))
+        more = len(rows) > size
+        rows = rows[:size]
+        shown = [
+            c
+            for c in rows
+            if visible_to(c, viewer_id)
+            and (c.author_id == viewer_id or not exclusions.hides(c.author_id))
+        ]
+        next_cursor = (
+            self._next_keyset("comments", pid, rows[-1].created_at, rows[-1].id) if more else ""
+        )
+        return Page(shown, next_cursor)
+
+    # Keyset cursors: (created_at, id) of the last row, bound to the list they came from.
+
+    def _keyset(
+        self, cursor: str, kind: str, scope: uuid.UUID | None
+    ) -> tuple[datetime, uuid.UUID] | None:
+        if not cursor:
+            return None
+        position: dict[str, Any] = self._r.cursors.decode(cursor)
+        if position.get("k") != kind or position.get("s") != (str(scope) if scope else ""):
+            raise _bad_cursor()
+        try:
+            return datetime.fromisoformat(position["t"]), uuid.UUID(position["i"])
+        except (KeyError, ValueError, TypeError):
+            raise _bad_cursor() from None
+
+    def _next_keyset(
+        self, kind: str, scope: uuid.UUID | None, created_at: datetime, row_id: uuid.UUID
+    ) -> str:
+        return self._r.cursors.encode(
+            {
+                "k": kind,
+                "s": str(scope) if scope else "",
+                "t": created_at.isoformat(),
+                "i": str(row_id),
+            }
+        )
+
+
+def _bad_cursor() -> InvalidArgument:
+    return InvalidArgument(
+        "cursor is not valid for this list",
+        reason="invalid-cursor",
+        fields={"cursor": "not a cursor issued for this list"},
+    )

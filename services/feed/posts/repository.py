@@ -1,0 +1,270 @@
+"""SQL for posts, likes, comments, shares and the hashtag index."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.feed.models import Comment, Interaction, Like, Post, PostHashtag, Share
+from services.feed.timeline.ranking import SQL_SCORE_WITHOUT_AFFINITY
+from zap.common.v1 import common_pb2
+
+VISIBLE = common_pb2.VISIBILITY_VISIBLE
+SHADOW_BANNED = common_pb2.VISIBILITY_SHADOW_BANNED
+REMOVED = common_pb2.VISIBILITY_REMOVED
+
+
+@dataclass(frozen=True)
+class ViewedPost:
+    """A post with the viewer's own state."""
+
+    post: Post
+    liked: bool = False
+    shared: bool = False
+
+
+def visible_to(post: Post | Comment, viewer_id: uuid.UUID | None) -> bool:
+    """Deleted and removed content is gone for everyone; shadow-banned is for its author."""
+    if post.deleted_at is not None or post.visibility == REMOVED:
+        return False
+    if post.visibility == SHADOW_BANNED:
+        return post.author_id == viewer_id
+    return True
+
+
+class PostRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def add_post(self, post: Post) -> Post:
+        self._s.add(post)
+        await self._s.flush()
+        if post.hashtags:
+            await self._s.execute(
+                insert(PostHashtag),
+                [
+                    {"hashtag": tag, "post_id": post.id, "created_at": post.created_at}
+                    for tag in post.hashtags
+                ],
+            )
+        return post
+
+    async def get(self, post_id: uuid.UUID) -> Post | None:
+        return await self._s.get(Post, post_id)
+
+    async def get_for_update(self, post_id: uuid.UUID) -> Post | None:
+        result = await self._s.execute(select(Post).where(Post.id == post_id).with_for_update())
+        return result.scalar_one_or_none()
+
+    async def viewed(
+        self, post_ids: Sequence[uuid.UUID], viewer_id: uuid.UUID | None
+    ) -> dict[uuid.UUID, ViewedPost]:
+        """Posts by id with the viewer's like and share state, in one round trip."""
+        if not post_ids:
+            return {}
+        if viewer_id is None:
+            rows = (await self._s.execute(select(Post).where(Post.id.in_(post_ids)))).scalars()
+            return {p.id: ViewedPost(p) for p in rows}
+        liked = (
+            select(Like.post_id)
+            .where(Like.post_id == Post.id, Like.user_id == viewer_id)
+            .exists()
+            .label("liked")
+        )
+        shared = (
+            select(Share.post_id)
+            .where(Share.post_id == Post.id, Share.user_id == viewer_id)
+            .exists()
+            .label("shared")
+        )
+        result = await self._s.execute(select(Post, liked, shared).where(Post.id.in_(post_ids)))
+        return {p.id: ViewedPost(p, bool(lk), bool(sh)) for p, lk, sh in result.all()}
+
+    async def soft_delete(self, post: Post, now: datetime) -> None:
+        post.deleted_at = now
+        await self._s.flush()
+
+    # Likes and shares: the edge is the truth, the counter moves only when the edge did.
+
+    async def add_like(self, post: Post, user_id: uuid.UUID) -> bool:
+        inserted = await self._s.execute(
+            pg_insert(Like)
+            .values(post_id=post.id, user_id=user_id)
+            .on_conflict_do_nothing()
+            .returning(Like.post_id)
+        )
+        if inserted.first() is None:
+            return False
+        await self._bump(post.id, Post.like_count, +1)
+        await self._interact(user_id, post.author_id, likes=1)
+        return True
+
+    async def remove_like(self, post: Post, user_id: uuid.UUID) -> bool:
+        removed = await self._s.execute(
+            delete(Like)
+            .where(Like.post_id == post.id, Like.user_id == user_id)
+            .returning(Like.post_id)
+        )
+        if removed.first() is None:
+            return False
+        await self._bump(post.id, Post.like_count, -1)
+        await self._interact(user_id, post.author_id, likes=-1)
+        return True
+
+    async def add_share(self, post: Post, user_id: uuid.UUID) -> bool:
+        inserted = await self._s.execute(
+            pg_insert(Share)
+            .values(post_id=post.id, user_id=user_id)
+            .on_conflict_do_nothing()
+            .returning(Share.post_id)
+        )
+        if inserted.first() is None:
+            return False
+        await self._bump(post.id, Post.share_count, +1)
+        return True
+
+    async def add_comment(self, comment: Comment, post: Post) -> Comment:
+        self._s.add(comment)
+        await self._s.flush()
+        await self._bump(post.id, Post.comment_count, +1)
+        await self._interact(comment.author_id, post.author_id, comments=1)
+        return comment
+
+    async def _bump(self, post_id: uuid.UUID, column: object, delta: int) -> None:
+        await self._s.execute(
+            update(Post)
+            .where(Post.id == post_id)
+            .values({column: func.greatest(0, column + delta)})  # type: ignore[operator]
+            .execution_options(synchronize_session=False)
+        )
+
+    async def _interact(
+        self, user_id: uuid.UUID, author_id: uuid.UUID, *, likes: int = 0, comments: int = 0
+    ) -> None:
+        if user_id == author_id:
+            return
+        statement = pg_insert(Interaction).values(
+            user_id=user_id, author_id=author_id, likes=max(0, likes), comments=max(0, comments)
+        )
+        await self._s.execute(
+            statement.on_conflict_do_update(
+                index_elements=[Interaction.user_id, Interaction.author_id],
+                set_={
+                    "likes": func.greatest(0, Interaction.likes + likes),
+                    "comments": func.greatest(0, Interaction.comments + comments),
+                    "updated_at": func.now(),
+                },
+            )
+        )
+
+    # Lists: keyset pagination on (created_at, id), newest first.
+
+    async def author_timeline(
+        self, author_id: uuid.UUID, before: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> Sequence[Post]:
+        query = select(Post).where(Post.author_id == author_id, Post.deleted_at.is_(None))
+        if before is not None:
+            query = query.where(
+                text("(created_at, id) < (:t, :i)").bindparams(t=before[0], i=before[1])
+            )
+        query = query.order_by(Post.created_at.desc(), Post.id.desc()).limit(limit)
+        return (await self._s.execute(query)).scalars().all()
+
+    async def hashtag_posts(
+        self, hashtag: str, before: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> Sequence[tuple[uuid.UUID, datetime]]:
+        query = select(PostHashtag.post_id, PostHashtag.created_at).where(
+            PostHashtag.hashtag == hashtag
+        )
+        if before is not None:
+            query = query.where(
+                text("(post_hashtags.created_at, post_hashtags.post_id) < (:t, :i)").bindparams(
+                    t=before[0], i=before[1]
+                )
+            )
+        query = query.order_by(PostHashtag.created_at.desc(), PostHashtag.post_id.desc()).limit(
+            limit
+        )
+        return [(row[0], row[1]) for row in (await self._s.execute(query)).all()]
+
+    async def comments(
+        self, post_id: uuid.UUID, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> Sequence[Comment]:
+        """Oldest first, as conversations are read."""
+        query = select(Comment).where(Comment.post_id == post_id, Comment.deleted_at.is_(None))
+        if after is not None:
+            query = query.where(
+                text("(created_at, id) > (:t, :i)").bindparams(t=after[0], i=after[1])
+            )
+        query = query.order_by(Comment.created_at, Comment.id).limit(limit)
+        return (await self._s.execute(query)).scalars().all()
+
+    async def trending_posts(
+        self, since: datetime, now: datetime, offset: int, limit: int
+    ) -> Sequence[uuid.UUID]:
+        rows = await self._s.execute(
+            text(
+                "SELECT p.id FROM posts p"
+                " WHERE p.created_at > :since AND p.deleted_at IS NULL"
+                " AND p.parent_post_id IS NULL AND p.visibility = :visible"
+                f" ORDER BY {SQL_SCORE_WITHOUT_AFFINITY} DESC, p.id DESC"
+                " OFFSET :offset LIMIT :limit"
+            ),
+            {"since": since, "now": now, "visible": VISIBLE, "offset": offset, "limit": limit},
+        )
+        return [row[0] for row in rows.all()]
+
+    async def trending_hashtags(self, since: datetime, limit: int) -> list[tuple[str, int]]:
+        rows = await self._s.execute(
+            select(PostHashtag.hashtag, func.count())
+            .where(PostHashtag.created_at > since)
+            .group_by(PostHashtag.hashtag)
+            .order_by(func.count().desc(), PostHashtag.hashtag)
+            .limit(limit)
+        )
+        return [(tag, int(count)) for tag, count in rows.all()]
+
+    async def get_comment(self, comment_id: uuid.UUID) -> Comment | None:
+        return await self._s.get(Comment, comment_id)
+
+    # Moderation outcomes: applied once per source id (a re-delivered outcome changes nothing).
+
+    async def set_moderation(
+        self,
+        table: type[Post] | type[Comment],
+        content_id: uuid.UUID,
+        values: dict[str, object],
+        source_id: str,
+    ) -> bool:
+        """False when the content does not exist."""
+        if await self._s.get(table, content_id) is None:
+            return False
+        statement = update(table).where(table.id == content_id).values(values)
+        if source_id:
+            statement = statement.where(table.moderation_source_id.is_distinct_from(source_id))
+        await self._s.execute(statement)
+        return True
+
+    # Everything about one user, for the GDPR export.
+
+    async def posts_by(self, user_id: uuid.UUID) -> Sequence[Post]:
+        query = select(Post).where(Post.author_id == user_id).order_by(Post.created_at)
+        return (await self._s.execute(query)).scalars().all()
+
+    async def comments_by(self, user_id: uuid.UUID) -> Sequence[Comment]:
+        query = select(Comment).where(Comment.author_id == user_id).order_by(Comment.created_at)
+        return (await self._s.execute(query)).scalars().all()
+
+    async def liked_by(self, user_id: uuid.UUID) -> list[uuid.UUID]:
+        rows = await self._s.execute(select(Like.post_id).where(Like.user_id == user_id))
+        return list(rows.scalars())
+
+    async def shared_by(self, user_id: uuid.UUID) -> list[uuid.UUID]:
+        rows = await self._s.execute(select(Share.post_id).where(Share.user_id == user_id))
+        return list(rows.scalars())

@@ -1,0 +1,84 @@
+"""What feed holds open while it runs: database, Redis, job queue, peers, feed cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from arq.connections import ArqRedis
+from redis.asyncio import Redis
+
+from services.feed.settings import FeedSettings
+from services.feed.timeline.cache import FeedCache
+from zap.graph.v1 import graph_pb2
+from zap.media.v1 import media_pb2
+from zap.moderation.v1 import moderation_pb2
+from zapcore.db import Database
+from zapcore.events import EventPublisher
+from zapcore.identity import IdentitySigner
+from zapcore.pagination import CursorCodec
+from zapcore.peers import Peers
+from zapcore.redis import create_redis
+from zapcore.settings import PlatformSettings
+
+if TYPE_CHECKING:
+    from zap.graph.v1.graph_pb2_grpc import GraphServiceAsyncStub as GraphClient
+    from zap.media.v1.media_pb2_grpc import MediaServiceAsyncStub as MediaClient
+    from zap.moderation.v1.moderation_pb2_grpc import (
+        ModerationServiceAsyncStub as ModerationClient,
+    )
+else:
+    from zap.graph.v1.graph_pb2_grpc import GraphServiceStub as GraphClient
+    from zap.media.v1.media_pb2_grpc import MediaServiceStub as MediaClient
+    from zap.moderation.v1.moderation_pb2_grpc import ModerationServiceStub as ModerationClient
+
+JOB_QUEUE = "zap:feed:jobs"
+
+
+@dataclass
+class FeedResources:
+    platform: PlatformSettings
+    settings: FeedSettings
+    db: Database
+    redis: Redis
+    jobs: ArqRedis
+    cache: FeedCache
+    events: EventPublisher
+    cursors: CursorCodec
+    peers: Peers
+    graph: GraphClient
+    moderation: ModerationClient
+    media: MediaClient
+
+    @classmethod
+    def open(cls, platform: PlatformSettings, settings: FeedSettings) -> FeedResources:
+        redis = create_redis(platform.redis_url)
+        secret = platform.internal_secret.get_secret_value()
+        peers = Peers(IdentitySigner(secret), caller="feed")
+        return cls(
+            platform=platform,
+            settings=settings,
+            db=Database(settings.database_url, pool_size=settings.db_pool_size),
+            redis=redis,
+            # arq's client shares the connection pool; it only adds the enqueue commands.
+            jobs=ArqRedis(connection_pool=redis.connection_pool),
+            cache=FeedCache(
+                redis,
+                size=settings.cache_size,
+                ttl_seconds=settings.active_window_seconds,
+                snapshot_ttl=settings.snapshot_ttl_seconds,
+            ),
+            events=EventPublisher(redis, producer="feed"),
+            cursors=CursorCodec(secret, "feed"),
+            peers=peers,
+            graph=GraphClient(peers.channel(platform.graph_target, graph_pb2.DESCRIPTOR)),
+            moderation=ModerationClient(
+                peers.channel(platform.moderation_target, moderation_pb2.DESCRIPTOR)
+            ),
+            media=MediaClient(peers.channel(platform.media_target, media_pb2.DESCRIPTOR)),
+        )
+
+    async def close(self) -> None:
+        await self.peers.close()
+        await self.db.dispose()
+        await self.redis.aclose()

@@ -1,0 +1,89 @@
+"""feed's worker: fanout jobs, the 15-minute rescoring, the outbox sweeper, and the
+consumer of graph events (follow backfill, unfollow and block removal).
+
+python -m services.feed.worker
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from typing import Any
+
+from arq import cron
+from arq.worker import Worker
+
+from services.feed.resources import JOB_QUEUE, FeedResources
+from services.feed.settings import FeedSettings
+from services.feed.timeline.fanout import Fanout
+from services.feed.timeline.upkeep import GraphEffects, rescore, sweep_fanouts
+from zapcore.events import GRAPH, ConsumerConfig, EventConsumer
+from zapcore.jobs import build_worker, run_worker
+from zapcore.settings import PlatformSettings
+
+
+async def fanout_post(ctx: dict[str, Any], post_id: str) -> int:
+    return await Fanout(ctx["resources"]).run(uuid.UUID(post_id))
+
+
+async def rescore_feeds(ctx: dict[str, Any]) -> int:
+    return await rescore(ctx["resources"])
+
+
+async def sweep_lost_fanouts(ctx: dict[str, Any]) -> int:
+    return await sweep_fanouts(ctx["resources"])
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    resources = FeedResources.open(ctx["platform"], ctx["settings"])
+    ctx["resources"] = resources
+    consumer = EventConsumer(
+        resources.redis,
+        ConsumerConfig(group="feed", topics=[GRAPH]),
+        GraphEffects(resources).handle,
+    )
+    ctx["stop"] = stop = asyncio.Event()
+    ctx["consumer"] = asyncio.create_task(consumer.run(stop))
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    ctx["stop"].set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(ctx["consumer"], timeout=5)
+    await ctx["resources"].close()
+
+
+def feed_worker(
+    platform: PlatformSettings, settings: FeedSettings, *, handle_signals: bool = True
+) -> Worker:
+    return build_worker(
+        queue=JOB_QUEUE,
+        redis_url=platform.redis_url,
+        # rescore_feeds may also be queued on demand (operators, tests).
+        functions=[fanout_post, rescore_feeds],
+        cron_jobs=[
+            cron(rescore_feeds, minute={0, 15, 30, 45}, unique=True, run_at_startup=False),
+            cron(sweep_lost_fanouts, second={30}, unique=True, run_at_startup=False),
+        ],
+        on_startup=startup,
+        on_shutdown=shutdown,
+        ctx={"platform": platform, "settings": settings},
+        handle_signals=handle_signals,
+    )
+
+
+def main() -> None:
+    platform, settings = PlatformSettings(), FeedSettings()
+    if platform.is_production:
+        settings.check_production()
+    run_worker(
+        "feed-worker",
+        platform.log_level,
+        settings.worker_metrics_port,
+        lambda: feed_worker(platform, settings),
+    )
+
+
+if __name__ == "__main__":
+    main()
