@@ -32,9 +32,7 @@ async def feed_entries(
 ) -> list[FeedEntryOut]:
     people = await authors(auth, (e.post.author_id for e in entries))
     return [
-        FeedEntryOut(
-            **PostOut.from_proto(e.post, people[e.post.author_id]).model_dump(), score=e.score
-        )
+        FeedEntryOut.from_proto(e.post, people[e.post.author_id], score=e.score)
         for e in entries
         if e.post.author_id in people
     ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Self
 
 from pydantic import BaseModel, Field
 
@@ -44,8 +44,9 @@ class PostOut(BaseModel):
     created_at: datetime
 
     @classmethod
-    def from_proto(cls, post: feed_pb2.Post, author: auth_pb2.User) -> PostOut:
+    def from_proto(cls, post: feed_pb2.Post, author: auth_pb2.User, **extra: object) -> Self:
         return cls(
+            **extra,
             id=post.id,
             author=AuthorOut.from_proto(author),
             content=post.content,

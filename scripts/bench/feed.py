@@ -319,7 +319,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--url", default="http://127.0.0.1:8080")
     parser.add_argument("--seed-file", type=Path, default=Path("bench-results/seed.json"))
     parser.add_argument(
-        "--levels", type=float, nargs="+", default=[50, 100, 150, 200, 300], help="reads/s"
+        "--levels", type=float, nargs="+", default=[20, 40, 60, 80, 100], help="reads/s"
     )
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--baseline-queries", type=int, default=200)

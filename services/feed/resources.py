@@ -66,7 +66,7 @@ class FeedResources:
                 redis,
                 size=settings.cache_size,
                 ttl_seconds=settings.active_window_seconds,
-                snapshot_ttl=settings.snapshot_ttl_seconds,
+                paging_ttl_seconds=settings.paging_ttl_seconds,
             ),
             events=EventPublisher(redis, producer="feed"),
             cursors=CursorCodec(secret, "feed"),

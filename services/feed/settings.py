@@ -24,8 +24,8 @@ class FeedSettings(ServiceSettings):
     # Fanout pushes into the cached feeds of users who read their feed this recently; anyone
     # else's cache has expired and is rebuilt from the database on their next read.
     active_window_seconds: int = Field(default=3 * 86400, ge=60)
-    # A reader pages through a frozen snapshot of their ranked feed for this long.
-    snapshot_ttl_seconds: int = Field(default=1800, ge=60)
+    # A home-feed cursor stays valid this long (a paging session keeps its order meanwhile).
+    paging_ttl_seconds: int = Field(default=1800, ge=60)
     # Posts of pulled (above-threshold) authors considered at read time.
     pull_window_hours: int = Field(default=72, ge=1)
     pull_max_posts: int = Field(default=200, ge=1)
@@ -33,7 +33,7 @@ class FeedSettings(ServiceSettings):
     rescore_window_hours: int = Field(default=48, ge=1)
     # A new follow copies this many recent posts of the followee into the follower's feed.
     backfill_posts: int = Field(default=20, ge=0)
-    fanout_batch_size: int = Field(default=2000, ge=1, le=10_000)
+    fanout_batch_size: int = Field(default=5000, ge=1, le=10_000)
     # Outbox rows older than this without a finished fanout are queued again by the sweeper.
     sweep_after_seconds: int = Field(default=60, ge=1)
     trending_window_hours: int = Field(default=24, ge=1)

@@ -1,22 +1,36 @@
 """Every user's ranked home feed in Redis: a bounded sorted set of post ids by score.
 
-Layout (the {hash tag} keeps a user's keys on one Redis Cluster slot):
-  zap:feed:{<user>}              post id -> score, at most `size` entries, plus a sentinel
-  zap:feed:{<user>}:snap:<id>    a frozen copy that one reader pages through
+Keys of one user share a {hash tag}, so they live on one Redis Cluster slot:
+  zap:feed:{<user>}               post id -> score, at most `size` entries, plus a sentinel
+  zap:feed:{<user>}:epoch         bumped whenever the scores are rewritten (rescore, rebuild)
+  zap:feed:{<user>}:paging        set while the user pages through their feed
+  zap:feed:{<user>}:snap:<epoch>  the feed as it was before a rescore, kept while paging
+  zap:feed:{<user>}:pulled        set when pulled authors' posts were merged in recently
+  zap:feed:active:{<shard>}       user -> time of their last read, users sharded 16 ways
 
-The cache key lives as long as its user is active (its TTL is the active window, renewed
-on every read). Fanout pushes only into keys that exist, so inactive users cost no Redis
+The active sets let fanout ask, in one command per shard and batch, which followers have a
+cached feed at all, instead of sending one command per follower: most followers of anyone
+are not reading right now.
+
+The feed key lives as long as its user is active (its TTL is the active window, renewed on
+every read). Fanout pushes only into keys that exist, so inactive users cost no Redis
 memory; their feed is rebuilt from the database on their next read.
 
 The sentinel member makes "exists" mean "was built": a rebuild first plants the sentinel,
 then reads the database, so a fanout that committed after that read still finds the key
 and pushes (fanout writes the database before it pushes).
+
+Paging is by (score, post id) bound, which fresh posts (scored as new, above any bound) and
+likes (which change no cached score) cannot disturb. Only a rescore rewrites scores; it
+first copies the feed of a user who is paging, and a cursor names the epoch it belongs to,
+so an ongoing paging session keeps reading the order it started with.
 """
 
 from __future__ import annotations
 
-import secrets
+import time
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from redis.asyncio import Redis
@@ -32,43 +46,110 @@ redis.call('ZREMRANGEBYRANK', KEYS[1], 1, -(tonumber(ARGV[3]) + 2))
 return 1
 """
 
+# New scores for one user's cached entries (XX: nothing is added). A user who is paging
+# keeps a copy of the old order under the old epoch first.
+# KEYS: feed, epoch, paging, snapshot-for-current-epoch. ARGV: ttl, then score/member pairs.
+_RESCORE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('COPY', KEYS[1], KEYS[4], 'REPLACE')
+  redis.call('EXPIRE', KEYS[4], ARGV[1])
+end
+redis.call('INCR', KEYS[2])
+for i = 2, #ARGV, 2 do
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[i], ARGV[i + 1])
+end
+return 1
+"""
+
+Entry = tuple[uuid.UUID, float]
+ACTIVE_SHARDS = 16
+
 
 def feed_key(user_id: uuid.UUID) -> str:
     return f"zap:feed:{{{user_id}}}"
 
 
-def snapshot_key(user_id: uuid.UUID, snapshot_id: str) -> str:
-    return f"zap:feed:{{{user_id}}}:snap:{snapshot_id}"
+def _key(user_id: uuid.UUID, suffix: str) -> str:
+    return f"{feed_key(user_id)}:{suffix}"
+
+
+def active_key(user_id: uuid.UUID) -> str:
+    return f"zap:feed:active:{{{user_id.int % ACTIVE_SHARDS}}}"
 
 
 class FeedCache:
-    def __init__(self, redis: Redis, *, size: int, ttl_seconds: int, snapshot_ttl: int) -> None:
+    def __init__(
+        self, redis: Redis, *, size: int, ttl_seconds: int, paging_ttl_seconds: int
+    ) -> None:
         self._redis = redis
         self._size = size
         self._ttl = ttl_seconds
-        self._snapshot_ttl = snapshot_ttl
+        self._paging_ttl = paging_ttl_seconds
         self._push = redis.register_script(_PUSH)
+        self._rescore = redis.register_script(_RESCORE)
 
     async def touch(self, user_id: uuid.UUID) -> bool:
         """Renew an active user's cache; False when it has to be rebuilt."""
-        return bool(await self._redis.expire(feed_key(user_id), self._ttl))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.expire(feed_key(user_id), self._ttl)
+            pipe.zadd(active_key(user_id), {str(user_id): time.time()})
+            renewed, _ = await pipe.execute()
+        return bool(renewed)
 
     async def begin_rebuild(self, user_id: uuid.UUID) -> None:
+        # Marked active and planted before the database is read (see the module docstring).
         key = feed_key(user_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.zadd(key, {SENTINEL: _SENTINEL_SCORE})
             pipe.expire(key, self._ttl)
+            pipe.incr(_key(user_id, "epoch"))
+            pipe.zadd(active_key(user_id), {str(user_id): time.time()})
             await pipe.execute()
 
-    async def fill(self, user_id: uuid.UUID, entries: Sequence[tuple[uuid.UUID, float]]) -> None:
+    async def active(self, user_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these users read their feed within the active window."""
+        shards: dict[str, list[uuid.UUID]] = defaultdict(list)
+        for user_id in user_ids:
+            shards[active_key(user_id)].append(user_id)
+        since = time.time() - self._ttl
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key, members in shards.items():
+                pipe.zmscore(key, [str(m) for m in members])
+            answers = await pipe.execute()
+        return {
+            member
+            for members, scores in zip(shards.values(), answers, strict=True)
+            for member, seen in zip(members, scores, strict=True)
+            if seen is not None and seen >= since
+        }
+
+    async def forget_inactive(self) -> int:
+        """Drop users whose last read is older than the active window from the active sets."""
+        until = time.time() - self._ttl
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for shard in range(ACTIVE_SHARDS):
+                pipe.zremrangebyscore(f"zap:feed:active:{{{shard}}}", "-inf", until)
+            return sum(int(n) for n in await pipe.execute())
+
+    async def fill(
+        self, user_id: uuid.UUID, entries: Sequence[Entry], *, replace: bool = True
+    ) -> None:
+        """Add entries; with replace=False, entries already cached keep their score."""
         if entries:
-            await self._redis.zadd(feed_key(user_id), {str(p): s for p, s in entries})
+            await self._redis.zadd(
+                feed_key(user_id), {str(p): s for p, s in entries}, nx=not replace
+            )
 
     async def push(self, entries: Iterable[tuple[uuid.UUID, uuid.UUID, float]]) -> int:
         """(user, post, score) into the feeds that are cached; returns how many were."""
+        wanted = list(entries)
+        active = await self.active([user_id for user_id, _, _ in wanted])
         async with self._redis.pipeline(transaction=False) as pipe:
             count = 0
-            for user_id, post_id, score in entries:
+            for user_id, post_id, score in wanted:
+                if user_id not in active:
+                    continue
                 await self._push(
                     keys=[feed_key(user_id)], args=[score, str(post_id), self._size], client=pipe
                 )
@@ -78,45 +159,70 @@ class FeedCache:
             answers = await pipe.execute()
         return sum(int(a) for a in answers)
 
-    async def rescore(self, entries: Iterable[tuple[uuid.UUID, uuid.UUID, float]]) -> None:
-        """New scores for entries already cached (XX: nothing is added)."""
+    async def rescore(self, entries: Iterable[tuple[uuid.UUID, uuid.UUID, float]]) -> int:
+        """New scores for cached entries, one atomic script per user; returns users touched."""
+        by_user: dict[uuid.UUID, list[str | float]] = defaultdict(list)
+        for user_id, post_id, score in entries:
+            by_user[user_id] += [score, str(post_id)]
+        if not by_user:
+            return 0
+        users = list(by_user)
+        epochs = await self._redis.mget([_key(u, "epoch") for u in users])
         async with self._redis.pipeline(transaction=False) as pipe:
-            for user_id, post_id, score in entries:
-                pipe.zadd(feed_key(user_id), {str(post_id): score}, xx=True)
-            await pipe.execute()
+            for user_id, epoch in zip(users, epochs, strict=True):
+                keys = [
+                    feed_key(user_id),
+                    _key(user_id, "epoch"),
+                    _key(user_id, "paging"),
+                    _key(user_id, f"snap:{int(epoch or 0)}"),
+                ]
+                await self._rescore(
+                    keys=keys, args=[self._paging_ttl, *by_user[user_id]], client=pipe
+                )
+            answers = await pipe.execute()
+        return sum(int(a) for a in answers)
 
     async def remove(self, user_id: uuid.UUID, post_ids: Sequence[uuid.UUID]) -> None:
         if post_ids:
             await self._redis.zrem(feed_key(user_id), *(str(p) for p in post_ids))
 
-    async def snapshot(
-        self, user_id: uuid.UUID, extra: Sequence[tuple[uuid.UUID, float]]
-    ) -> tuple[str, int]:
-        """Freeze the user's ranked feed (plus `extra` entries) for paging; (id, size)."""
-        snapshot_id = secrets.token_urlsafe(9)
-        key = snapshot_key(user_id, snapshot_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zrangestore(key, feed_key(user_id), 0, self._size, desc=True)
-            if extra:
-                pipe.zadd(key, {str(p): s for p, s in extra})
-            pipe.zrem(key, SENTINEL)
-            pipe.expire(key, self._snapshot_ttl)
-            pipe.zcard(key)
-            answers = await pipe.execute()
-        return snapshot_id, int(answers[-1])
+    async def epoch(self, user_id: uuid.UUID) -> int:
+        return int(await self._redis.get(_key(user_id, "epoch")) or 0)
 
-    async def snapshot_exists(self, user_id: uuid.UUID, snapshot_id: str) -> bool:
-        return bool(await self._redis.exists(snapshot_key(user_id, snapshot_id)))
+    async def mark_paging(self, user_id: uuid.UUID) -> None:
+        await self._redis.set(_key(user_id, "paging"), 1, ex=self._paging_ttl)
 
-    async def page(
-        self, user_id: uuid.UUID, snapshot_id: str, offset: int, count: int
-    ) -> list[tuple[uuid.UUID, float]]:
-        """Entries [offset, offset+count) of a snapshot, best first."""
-        rows = await self._redis.zrange(
-            snapshot_key(user_id, snapshot_id),
-            offset,
-            offset + count - 1,
-            desc=True,
-            withscores=True,
-        )
-        return [(uuid.UUID(member.decode()), float(score)) for member, score in rows]
+    async def is_paging(self, user_id: uuid.UUID) -> bool:
+        return bool(await self._redis.exists(_key(user_id, "paging")))
+
+    async def claim_pull_refresh(self, user_id: uuid.UUID, seconds: int) -> bool:
+        """True at most once per `seconds` per user: time to merge pulled authors again."""
+        return bool(await self._redis.set(_key(user_id, "pulled"), 1, ex=seconds, nx=True))
+
+    async def source(self, user_id: uuid.UUID, epoch: int) -> str | None:
+        """The key a cursor of `epoch` reads: the live feed, its snapshot, or None (gone)."""
+        if epoch == await self.epoch(user_id):
+            return feed_key(user_id)
+        snapshot = _key(user_id, f"snap:{epoch}")
+        return snapshot if await self._redis.exists(snapshot) else None
+
+    async def page(self, key: str, after: Entry | None, count: int) -> list[Entry]:
+        """Up to `count` entries best first, strictly after (score, id) `after`."""
+        if after is None:
+            rows = await self._redis.zrevrangebyscore(
+                key, "+inf", "-inf", start=0, num=count, withscores=True
+            )
+            return _entries(rows)
+        last, score = after
+        bound = repr(score)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            # Equal scores are ordered by member, descending: the rest of a tie comes first.
+            pipe.zrevrangebyscore(key, bound, bound, withscores=True)
+            pipe.zrevrangebyscore(key, f"({bound}", "-inf", start=0, num=count, withscores=True)
+            ties, lower = await pipe.execute()
+        rest_of_tie = [(p, s) for p, s in _entries(ties) if str(p) < str(last)]
+        return (rest_of_tie + _entries(lower))[:count]
+
+
+def _entries(rows: Sequence[tuple[bytes, float]]) -> list[Entry]:
+    return [(uuid.UUID(m.decode()), float(s)) for m, s in rows if m != SENTINEL]

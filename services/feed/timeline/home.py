@@ -1,14 +1,15 @@
 """The home feed read path: cache first, database when cold, pulled authors merged in.
 
-The first page freezes the viewer's ranked feed into a snapshot (the cached entries plus
-the recent posts of the above-threshold authors they follow, scored now); later pages read
-the same snapshot by offset. Rescoring and new posts therefore never make a page skip or
-repeat an entry; a reader sees them on their next first page.
+Pages follow a (score, post id) bound in the viewer's cached feed (see cache.py for why
+that neither skips nor repeats). The recent posts of the above-threshold authors a viewer
+follows are scored and merged into their cached feed at most once a minute, on a first
+page; while the viewer is paging, merging only adds new posts and never moves old ones.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +18,7 @@ from services.feed.posts.reading import Page, Reading
 from services.feed.posts.repository import ViewedPost
 from services.feed.resources import FeedResources
 from services.feed.timeline import ranking
+from services.feed.timeline.cache import Entry, feed_key
 from services.feed.timeline.repository import FeedRepository
 from zap.graph.v1 import graph_pb2
 from zapcore.errors import InvalidArgument
@@ -24,6 +26,23 @@ from zapcore.pagination import page_limit
 
 # Hidden entries (blocked, muted, removed) are skipped; at most this many chunks per page.
 _MAX_CHUNKS = 4
+PULL_REFRESH_SECONDS = 60
+
+
+def _invalid_cursor() -> InvalidArgument:
+    return InvalidArgument(
+        "cursor is not valid for this list",
+        reason="invalid-cursor",
+        fields={"cursor": "not a cursor issued for this list"},
+    )
+
+
+def _expired_cursor() -> InvalidArgument:
+    return InvalidArgument(
+        "this feed cursor has expired; start again from the first page",
+        reason="cursor-expired",
+        fields={"cursor": "expired"},
+    )
 
 
 class HomeFeed:
@@ -37,10 +56,14 @@ class HomeFeed:
         exclusions_task = asyncio.create_task(exclusions_for(self._r.graph, viewer_id))
         try:
             if cursor:
-                snapshot_id, offset, total = await self._resume(viewer_id, cursor)
+                started, epoch, after = self._decode(cursor)
+                key = await self._r.cache.source(viewer_id, epoch)
+                if key is None:
+                    raise _expired_cursor()
             else:
-                snapshot_id, total = await self._snapshot(viewer_id)
-                offset = 0
+                started, after = int(time.time()), None
+                await self._prepare(viewer_id)
+                epoch, key = await self._r.cache.epoch(viewer_id), feed_key(viewer_id)
             exclusions = await exclusions_task
         finally:
             if not exclusions_task.done():
@@ -48,51 +71,51 @@ class HomeFeed:
 
         reading = Reading(self._r)
         shown: list[tuple[ViewedPost, float]] = []
+        exhausted = False
         for _ in range(_MAX_CHUNKS):
-            if offset >= total or len(shown) == size:
-                break
-            entries = await self._r.cache.page(viewer_id, snapshot_id, offset, size - len(shown))
+            wanted = size - len(shown)
+            entries = await self._r.cache.page(key, after, wanted)
+            exhausted = len(entries) < wanted
             if not entries:
-                offset = total
                 break
             visible = {
                 v.post.id: v
                 for v in await reading.hydrate([pid for pid, _ in entries], viewer_id, exclusions)
             }
-            offset += len(entries)
+            after = (entries[-1][0], entries[-1][1])
             shown.extend((visible[pid], score) for pid, score in entries if pid in visible)
-        next_cursor = (
-            self._r.cursors.encode({"k": "home", "s": snapshot_id, "o": offset, "n": total})
-            if offset < total
-            else ""
+            if len(shown) == size or exhausted:
+                break
+        if exhausted or after is None:
+            return Page(shown, "")
+        await self._r.cache.mark_paging(viewer_id)
+        post_id, score = after
+        next_cursor = self._r.cursors.encode(
+            {"k": "home", "t": started, "e": epoch, "s": score, "i": str(post_id)}
         )
         return Page(shown, next_cursor)
 
-    async def _resume(self, viewer_id: uuid.UUID, cursor: str) -> tuple[str, int, int]:
+    def _decode(self, cursor: str) -> tuple[int, int, Entry]:
         position = self._r.cursors.decode(cursor)
         try:
             if position["k"] != "home":
-                raise KeyError("k")
-            snapshot_id, offset, total = str(position["s"]), int(position["o"]), int(position["n"])
+                raise _invalid_cursor()
+            started, epoch = int(position["t"]), int(position["e"])
+            after = (uuid.UUID(position["i"]), float(position["s"]))
         except (KeyError, TypeError, ValueError):
-            raise InvalidArgument(
-                "cursor is not valid for this list",
-                reason="invalid-cursor",
-                fields={"cursor": "not a cursor issued for this list"},
-            ) from None
-        if not await self._r.cache.snapshot_exists(viewer_id, snapshot_id):
-            raise InvalidArgument(
-                "this feed cursor has expired; start again from the first page",
-                reason="cursor-expired",
-                fields={"cursor": "expired"},
-            )
-        return snapshot_id, offset, total
+            raise _invalid_cursor() from None
+        if time.time() - started > self._r.settings.paging_ttl_seconds:
+            raise _expired_cursor()
+        return started, epoch, after
 
-    async def _snapshot(self, viewer_id: uuid.UUID) -> tuple[str, int]:
+    async def _prepare(self, viewer_id: uuid.UUID) -> None:
+        """Make sure the cached feed exists, and merge pulled authors in when due."""
         if not await self._r.cache.touch(viewer_id):
             await self.rebuild(viewer_id)
-        pulled = await self._pulled(viewer_id)
-        return await self._r.cache.snapshot(viewer_id, pulled)
+        if await self._r.cache.claim_pull_refresh(viewer_id, PULL_REFRESH_SECONDS):
+            pulled = await self._pulled(viewer_id)
+            paging = await self._r.cache.is_paging(viewer_id)
+            await self._r.cache.fill(viewer_id, pulled, replace=not paging)
 
     async def rebuild(self, viewer_id: uuid.UUID) -> None:
         """A returning user's cache, from their materialised feed in the database."""
@@ -101,7 +124,7 @@ class HomeFeed:
             top = await FeedRepository(session).top(viewer_id, self._r.settings.cache_size)
         await self._r.cache.fill(viewer_id, top)
 
-    async def _pulled(self, viewer_id: uuid.UUID) -> list[tuple[uuid.UUID, float]]:
+    async def _pulled(self, viewer_id: uuid.UUID) -> list[Entry]:
         """Recent posts of the followed authors whose posts are not pushed, scored now."""
         answer = await self._r.graph.ListPulledFollowees(
             graph_pb2.ListPulledFolloweesRequest(user_id=str(viewer_id))
@@ -112,9 +135,11 @@ class HomeFeed:
         now = datetime.now(UTC)
         since = now - timedelta(hours=self._r.settings.pull_window_hours)
         async with self._r.db.read_only() as session:
-            store = FeedRepository(session)
-            posts = await store.recent_posts_of(authors, since, self._r.settings.pull_max_posts)
-            affinity = await store.affinities(viewer_id, authors)
+            repository = FeedRepository(session)
+            posts = await repository.recent_posts_of(
+                authors, since, self._r.settings.pull_max_posts
+            )
+            affinity = await repository.affinities(viewer_id, authors)
         return [
             (
                 post.id,

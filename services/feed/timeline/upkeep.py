@@ -12,6 +12,7 @@ from prometheus_client import Histogram
 from services.feed.resources import JOB_QUEUE, FeedResources
 from services.feed.timeline.repository import FeedRepository
 from zap.events.v1 import events_pb2
+from zap.graph.v1 import graph_pb2
 from zapcore.logging import get_logger
 
 log = get_logger(__name__)
@@ -45,6 +46,12 @@ class GraphEffects:
             await self.remove(blocked, blocker)
 
     async def backfill(self, user_id: uuid.UUID, author_id: uuid.UUID) -> None:
+        # Pulled authors' posts are merged in at read time; they are never materialised.
+        counts = await self._r.graph.GetCounts(
+            graph_pb2.GetCountsRequest(user_ids=[str(author_id)])
+        )
+        if counts.counts and counts.counts[0].pulled:
+            return
         async with self._r.db.unit_of_work() as session:
             rows = await FeedRepository(session).backfill(
                 user_id, author_id, self._r.settings.backfill_posts, datetime.now(UTC)
@@ -71,6 +78,7 @@ async def rescore(resources: FeedResources) -> int:
             rows = await FeedRepository(session).rescore_partition(name, since, now)
         await resources.cache.rescore(rows)
         total += len(rows)
+    await resources.cache.forget_inactive()
     RESCORE_SECONDS.observe(time.perf_counter() - started)
     log.info("feed.rescored", items=total, seconds=round(time.perf_counter() - started, 3))
     return total

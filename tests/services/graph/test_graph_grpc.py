@@ -24,8 +24,12 @@ from zapcore.identity import IDENTITY_METADATA_KEY, Identity, IdentitySigner
 from zapcore.rpc_errors import failure_from_rpc_error
 
 SIGNER = IdentitySigner(TEST_SECRET)
+
+
 # A worker calling for no user (fanout, delivery).
-AS_SERVICE = ((IDENTITY_METADATA_KEY, SIGNER.sign(Identity(service="feed"))),)
+def as_service() -> tuple[tuple[str, str], ...]:
+    # Signed per call: an assertion lives 60 seconds, shorter than a test session.
+    return ((IDENTITY_METADATA_KEY, SIGNER.sign(Identity(service="feed"))),)
 
 
 def as_user(user_id: uuid.UUID) -> tuple[tuple[str, str], ...]:
@@ -65,7 +69,7 @@ async def block(graph, blocker: uuid.UUID, blocked: uuid.UUID) -> graph_pb2.Rela
 
 async def counts(graph, *users: uuid.UUID) -> list[tuple[int, int]]:
     answer = await graph.GetCounts(
-        graph_pb2.GetCountsRequest(user_ids=[str(u) for u in users]), metadata=AS_SERVICE
+        graph_pb2.GetCountsRequest(user_ids=[str(u) for u in users]), metadata=as_service()
     )
     return [(c.followers, c.following) for c in answer.counts]
 
@@ -73,7 +77,7 @@ async def counts(graph, *users: uuid.UUID) -> list[tuple[int, int]]:
 async def relationship(graph, viewer: uuid.UUID, other: uuid.UUID) -> graph_pb2.Relationship:
     answer = await graph.GetRelationships(
         graph_pb2.GetRelationshipsRequest(viewer_id=str(viewer), user_ids=[str(other)]),
-        metadata=AS_SERVICE,
+        metadata=as_service(),
     )
     return answer.relationships[0]
 
@@ -94,7 +98,7 @@ async def list_page(graph, method: str, user: uuid.UUID, cursor: str = "", limit
     request = request_type(
         user_id=str(user), page=common_pb2.PageRequest(cursor=cursor, limit=limit)
     )
-    return await getattr(graph, method)(request, metadata=AS_SERVICE)
+    return await getattr(graph, method)(request, metadata=as_service())
 
 
 async def walk(graph, method: str, user: uuid.UUID, limit: int) -> list[list[str]]:
@@ -213,7 +217,7 @@ async def test_target_ids_must_be_uuids(graph, bad) -> None:
 
 async def test_writes_need_a_signed_in_user(graph) -> None:
     request = graph_pb2.FollowRequest(user_id=str(uuid.uuid4()))
-    await refused(graph.Follow(request, metadata=AS_SERVICE), grpc.StatusCode.UNAUTHENTICATED)
+    await refused(graph.Follow(request, metadata=as_service()), grpc.StatusCode.UNAUTHENTICATED)
     await refused(graph.Follow(request), grpc.StatusCode.UNAUTHENTICATED)
 
 
@@ -284,7 +288,7 @@ async def test_exclusions_list_blocks_both_ways_and_mutes(graph) -> None:
     await graph.Mute(graph_pb2.MuteRequest(user_id=str(muted)), metadata=as_user(me))
     await follow(graph, me, friend)
     answer = await graph.GetExclusions(
-        graph_pb2.GetExclusionsRequest(viewer_id=str(me)), metadata=AS_SERVICE
+        graph_pb2.GetExclusionsRequest(viewer_id=str(me)), metadata=as_service()
     )
     assert list(answer.blocking_ids) == [str(blocked)]
     assert list(answer.blocked_by_ids) == [str(blocker)]
@@ -301,7 +305,7 @@ async def test_relationships_answer_in_request_order(graph) -> None:
     asked = [stranger, followed, me, follower, followed]
     answer = await graph.GetRelationships(
         graph_pb2.GetRelationshipsRequest(viewer_id=str(me), user_ids=[str(u) for u in asked]),
-        metadata=AS_SERVICE,
+        metadata=as_service(),
     )
     assert [r.user_id for r in answer.relationships] == [str(u) for u in asked]
     assert [(r.following, r.followed_by) for r in answer.relationships] == [
@@ -316,12 +320,12 @@ async def test_relationships_answer_in_request_order(graph) -> None:
 async def test_batch_reads_take_at_most_a_hundred_ids(graph) -> None:
     ids = [str(u) for u in new_users(101)]
     await refused(
-        graph.GetCounts(graph_pb2.GetCountsRequest(user_ids=ids), metadata=AS_SERVICE),
+        graph.GetCounts(graph_pb2.GetCountsRequest(user_ids=ids), metadata=as_service()),
         grpc.StatusCode.INVALID_ARGUMENT,
     )
     await refused(
         graph.GetRelationships(
-            graph_pb2.GetRelationshipsRequest(viewer_id=ids[0], user_ids=ids), metadata=AS_SERVICE
+            graph_pb2.GetRelationshipsRequest(viewer_id=ids[0], user_ids=ids), metadata=as_service()
         ),
         grpc.StatusCode.INVALID_ARGUMENT,
     )
@@ -332,7 +336,7 @@ async def test_counts_answer_in_request_order_and_unknown_users_count_zero(graph
     await follow(graph, fan, popular)
     answer = await graph.GetCounts(
         graph_pb2.GetCountsRequest(user_ids=[str(nobody), str(popular), str(fan)]),
-        metadata=AS_SERVICE,
+        metadata=as_service(),
     )
     assert [(c.user_id, c.followers, c.following, c.pulled) for c in answer.counts] == [
         (str(nobody), 0, 0, False),
@@ -357,12 +361,12 @@ async def test_authors_at_the_threshold_are_pulled(stack, databases) -> None:
             await follow(graph, uuid.uuid4(), celebrity)
             answer = await graph.GetCounts(
                 graph_pb2.GetCountsRequest(user_ids=[str(celebrity), str(almost)]),
-                metadata=AS_SERVICE,
+                metadata=as_service(),
             )
             assert [(c.followers, c.pulled) for c in answer.counts] == [(4, True), (3, True)]
             await unfollow(graph, reader, almost)
             pulled = await graph.ListPulledFollowees(
-                graph_pb2.ListPulledFolloweesRequest(user_id=str(reader)), metadata=AS_SERVICE
+                graph_pb2.ListPulledFolloweesRequest(user_id=str(reader)), metadata=as_service()
             )
             assert list(pulled.user_ids) == [str(celebrity)]
 
@@ -382,7 +386,7 @@ async def test_stream_followers_delivers_everyone_once_in_batches_and_resumes(gr
             graph_pb2.StreamFollowersRequest(
                 user_id=str(author), after_user_id=after, batch_size=batch_size
             ),
-            metadata=AS_SERVICE,
+            metadata=as_service(),
             timeout=20,
         )
 
@@ -403,7 +407,7 @@ async def test_stream_followers_delivers_everyone_once_in_batches_and_resumes(gr
 async def test_stream_batch_size_is_bounded(graph, batch_size) -> None:
     call = graph.StreamFollowers(
         graph_pb2.StreamFollowersRequest(user_id=str(uuid.uuid4()), batch_size=batch_size),
-        metadata=AS_SERVICE,
+        metadata=as_service(),
     )
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         [m async for m in call]
@@ -530,6 +534,6 @@ async def test_export_holds_everything_about_the_caller(graph) -> None:
     assert list(answer.blocking_ids) == [str(blocked)]
     assert list(answer.muted_ids) == [str(muted)]
     await refused(
-        graph.ExportUserData(graph_pb2.ExportUserDataRequest(), metadata=AS_SERVICE),
+        graph.ExportUserData(graph_pb2.ExportUserDataRequest(), metadata=as_service()),
         grpc.StatusCode.UNAUTHENTICATED,
     )

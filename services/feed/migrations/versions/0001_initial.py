@@ -61,9 +61,7 @@ def upgrade() -> None:
             f"CREATE TABLE feed_items_p{n} PARTITION OF feed_items "
             f"FOR VALUES WITH (MODULUS {FEED_ITEM_PARTITIONS}, REMAINDER {n})"
         )
-    op.create_index('ix_feed_items_author', 'feed_items', ['user_id', 'author_id'], unique=False)
     op.create_index('ix_feed_items_rank', 'feed_items', ['user_id', sa.literal_column('score DESC'), sa.literal_column('post_id DESC')], unique=False)
-    op.create_index('ix_feed_items_recent', 'feed_items', ['created_at'], unique=False)
     op.create_table('interactions',
     sa.Column('user_id', sa.Uuid(), nullable=False),
     sa.Column('author_id', sa.Uuid(), nullable=False),
@@ -132,9 +130,7 @@ def downgrade() -> None:
     op.drop_table('likes')
     op.drop_index('ix_interactions_author', table_name='interactions')
     op.drop_table('interactions')
-    op.drop_index('ix_feed_items_recent', table_name='feed_items')
     op.drop_index('ix_feed_items_rank', table_name='feed_items')
-    op.drop_index('ix_feed_items_author', table_name='feed_items')
     op.drop_table('feed_items')
     op.drop_index('ix_fanout_outbox_pending', table_name='fanout_outbox', postgresql_where=sa.text('done_at IS NULL'))
     op.drop_table('fanout_outbox')
