@@ -325,3 +325,26 @@ async def test_clear_spam_is_refused_before_it_is_stored(client: httpx.AsyncClie
     assert "spam-phrase" in body["errors"][0]["message"]
     timeline = await client.get(f"/api/v1/users/{author.id}/posts/")
     assert timeline.json()["results"] == []
+
+
+async def test_trending_ranks_engagement_and_pages_through_one_ranking(
+    client: httpx.AsyncClient,
+) -> None:
+    author = await make_user(client)
+    quiet = await post(client, author, "nobody likes me")
+    loved = await post(client, author, "everybody likes me")
+    for fan in [await make_user(client) for _ in range(3)]:
+        await client.post(f"/api/v1/posts/{loved['id']}/like/", headers=fan.headers)
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 7, **({"cursor": cursor} if cursor else {})}
+        page = await client.get("/api/v1/feed/explore/", params=params)
+        assert page.status_code == 200, page.text
+        seen += [p["id"] for p in page.json()["results"]]
+        cursor = page.json()["next_cursor"]
+        if not cursor:
+            break
+    assert len(seen) == len(set(seen))
+    assert seen.index(loved["id"]) < seen.index(quiet["id"])

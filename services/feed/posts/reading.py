@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeVar
 from services.feed.models import Comment
 from services.feed.posts.audience import Exclusions, exclusions_for
 from services.feed.posts.repository import PostRepository, ViewedPost, visible_to
+from services.feed.posts.trending import Trending
 from services.feed.resources import FeedResources
 from zapcore.errors import InvalidArgument, NotFound
 from zapcore.ids import parse_id, parse_ids
@@ -124,24 +125,29 @@ class Reading:
     async def trending(
         self, viewer_id: uuid.UUID | None, cursor: str, limit: int
     ) -> Page[ViewedPost]:
-        """The most engaging recent posts. Pages are pinned to the first page's clock."""
+        """The most engaging recent posts; a cursor pages through one ranked generation."""
         size = page_limit(limit)
+        trending = Trending(self._r.redis, self._r.db, self._r.settings.trending_window_hours)
         if cursor:
             position = self._r.cursors.decode(cursor)
             if position.get("k") != "trending":
                 raise _bad_cursor()
-            now, offset = datetime.fromisoformat(position["n"]), int(position["o"])
+            generation, offset = str(position.get("g", "")), int(position.get("o", 0))
+            ranked = await trending.generation(generation)
+            if ranked is None:
+                raise InvalidArgument(
+                    "this cursor has expired; start again from the first page",
+                    reason="cursor-expired",
+                    fields={"cursor": "expired"},
+                )
         else:
-            now, offset = datetime.now(UTC), 0
-        since = now - timedelta(hours=self._r.settings.trending_window_hours)
+            (generation, ranked), offset = await trending.current(), 0
         exclusions = await exclusions_for(self._r.graph, viewer_id)
-        async with self._r.db.read_only() as session:
-            ids = await PostRepository(session).trending_posts(since, now, offset, size + 1)
-        more = len(ids) > size
-        ids = list(ids[:size])
+        ids = ranked[offset : offset + size]
         visible = await self.hydrate(ids, viewer_id, exclusions)
+        more = offset + size < len(ranked)
         next_cursor = (
-            self._r.cursors.encode({"k": "trending", "n": now.isoformat(), "o": offset + size})
+            self._r.cursors.encode({"k": "trending", "g": generation, "o": offset + size})
             if more
             else ""
         )
