@@ -25,5 +25,6 @@ format:    ## apply ruff's formatting and safe fixes
 migrate:   ## create databases and apply migrations
 	.venv/bin/python -m scripts.migrate
 
-bench:     ## gateway benchmarks (stack must be running: make up)
+bench:     ## benchmarks against the running stack (make up-bench; seed with scripts.seed first)
 	.venv/bin/python -m scripts.bench.auth
+	.venv/bin/python -m scripts.bench.feed
