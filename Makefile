@@ -5,7 +5,7 @@ up:        ## run the whole stack locally (gateway on :8080)
 	scripts/up
 
 up-bench:  ## the stack as benchmarks run it: rate limits out of the way, warnings-only logs
-	ZAP_LOG_LEVEL=WARNING \
+	ZAP_LOG_LEVEL=WARNING ZAP_FEED_WORKER_METRICS_PORT=9102 \
 	ZAP_GATEWAY_RATE_LIMIT_IP=10000000/minute ZAP_GATEWAY_RATE_LIMIT_USER=10000000/minute \
 	ZAP_GATEWAY_RATE_LIMIT_LOGIN=1000000/minute ZAP_GATEWAY_RATE_LIMIT_REGISTER=1000000/minute \
 	scripts/up
@@ -28,3 +28,6 @@ migrate:   ## create databases and apply migrations
 bench:     ## benchmarks against the running stack (make up-bench; seed with scripts.seed first)
 	.venv/bin/python -m scripts.bench.auth
 	.venv/bin/python -m scripts.bench.feed
+	.venv/bin/python -m scripts.bench.moderation
+	.venv/bin/python -m scripts.bench.media
+	.venv/bin/python -m scripts.bench.notifications

@@ -27,6 +27,8 @@ def main() -> None:
         log_config=None,
         proxy_headers=False,  # X-Forwarded-For is resolved by our own trusted-proxy rule
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        ws_max_size=settings.ws_max_message_bytes,
+        ws_per_message_deflate=settings.ws_per_message_deflate,
     )
 
 

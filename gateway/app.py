@@ -17,7 +17,7 @@ from gateway.deps import ip_rate_limit
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.middleware import EdgeMiddleware
 from gateway.problems import Problem, problem_from_error, problem_from_failure, render
-from gateway.routes import auth, feed, ops, posts, users
+from gateway.routes import auth, feed, media, moderation, notifications, ops, posts, users
 from gateway.settings import GatewaySettings
 from gateway.state import EdgeState
 from zapcore.errors import ZapError
@@ -59,6 +59,9 @@ def create_app(platform: PlatformSettings, settings: GatewaySettings) -> FastAPI
     app.include_router(users.router, dependencies=api)
     app.include_router(posts.router, dependencies=api)
     app.include_router(feed.router, dependencies=api)
+    app.include_router(notifications.router)
+    app.include_router(moderation.router, dependencies=api)
+    app.include_router(media.router, dependencies=api)
 
     if settings.cors_origins:
         app.add_middleware(

@@ -16,6 +16,7 @@ from gateway.upstreams import (
     ModerationClient,
     NotificationClient,
 )
+from zapcore.access_tokens import AccessClaims
 from zapcore.errors import Unauthenticated
 from zapcore.identity import Identity, set_current_identity
 
@@ -47,13 +48,17 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-async def authenticate(token: str, edge: EdgeState, ip: str) -> Identity:
-    """The verified caller of an access token (local signature check + deny-list)."""
+async def verified_claims(token: str, edge: EdgeState) -> AccessClaims:
+    """The claims of a valid access token (local signature check + deny-list)."""
     if not edge.keys.verifier.knows(token):
         await edge.keys.refresh()
     claims = edge.keys.verifier.verify(token)
     if await edge.deny_list.is_denied(claims.token_id, claims.user_id, claims.issued_at):
         raise Unauthenticated("this token has been revoked", reason="token-revoked")
+    return claims
+
+
+def identity_of(claims: AccessClaims, ip: str) -> Identity:
     return Identity(
         service="gateway",
         user_id=claims.user_id,
@@ -62,6 +67,11 @@ async def authenticate(token: str, edge: EdgeState, ip: str) -> Identity:
         token_id=claims.token_id,
         expires_at=claims.expires_at,
     )
+
+
+async def authenticate(token: str, edge: EdgeState, ip: str) -> Identity:
+    """The verified caller of an access token (local signature check + deny-list)."""
+    return identity_of(await verified_claims(token, edge), ip)
 
 
 async def current_user(request: Request, edge: Edge) -> Identity:

@@ -1,17 +1,35 @@
-"""Joins what services return with the public profiles of the people in it.
+"""Joins what services return with the public profiles of the people in it and the images
+attached to it.
 
-One batched GetUsers per page, never one call per item. Content whose author is not
-returned (a deleted account) is left out, so it vanishes from every read at once.
+One batched GetUsers and one batched GetMedias per page, never one call per item. Content
+whose author is not returned (a deleted account) is left out, so it vanishes from every
+read at once. Media that is not ready (or gone) is left out of `media`; if the media
+service is down, posts are shown without their images rather than not at all.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 
+import grpc
+
+from gateway.schemas.notifications import NotificationOut
 from gateway.schemas.posts import CommentOut, FeedEntryOut, PostOut
-from gateway.upstreams import AuthClient
+from gateway.upstreams import AuthClient, MediaClient
 from zap.auth.v1 import auth_pb2
 from zap.feed.v1 import feed_pb2
+from zap.media.v1 import media_pb2
+from zap.notification.v1 import notification_pb2
+from zapcore.logging import get_logger
+
+log = get_logger(__name__)
+
+# GetMedias answers at most this many ids per call.
+MEDIA_BATCH = 100
+# GetUsers answers at most this many ids per call.
+USERS_BATCH = 100
+_DEGRADED = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
 async def authors(auth: AuthClient, user_ids: Iterable[str]) -> dict[str, auth_pb2.User]:
@@ -22,17 +40,50 @@ async def authors(auth: AuthClient, user_ids: Iterable[str]) -> dict[str, auth_p
     return {user.id: user for user in answer.users}
 
 
-async def posts(auth: AuthClient, items: Sequence[feed_pb2.Post]) -> list[PostOut]:
-    people = await authors(auth, (p.author_id for p in items))
-    return [PostOut.from_proto(p, people[p.author_id]) for p in items if p.author_id in people]
+async def ready_media(media: MediaClient, media_ids: Iterable[str]) -> dict[str, media_pb2.Media]:
+    """Ready media by id, in one call per 100 ids (a page of 20 posts: one call)."""
+    wanted = list(dict.fromkeys(media_ids))
+    if not wanted:
+        return {}
+    batches = [wanted[i : i + MEDIA_BATCH] for i in range(0, len(wanted), MEDIA_BATCH)]
+    try:
+        answers = await asyncio.gather(
+            *(media.GetMedias(media_pb2.GetMediasRequest(media_ids=b)) for b in batches)
+        )
+    except grpc.aio.AioRpcError as error:
+        if error.code() not in _DEGRADED:
+            raise
+        log.warning("hydrate.media_unavailable", code=error.code().name)
+        return {}
+    return {
+        m.id: m
+        for answer in answers
+        for m in answer.medias
+        if m.status == media_pb2.MEDIA_STATUS_READY
+    }
+
+
+async def posts(
+    auth: AuthClient, media: MediaClient, items: Sequence[feed_pb2.Post]
+) -> list[PostOut]:
+    people, images = await asyncio.gather(
+        authors(auth, (p.author_id for p in items)),
+        ready_media(media, (m for p in items for m in p.media_ids)),
+    )
+    return [
+        PostOut.from_proto(p, people[p.author_id], images) for p in items if p.author_id in people
+    ]
 
 
 async def feed_entries(
-    auth: AuthClient, entries: Sequence[feed_pb2.FeedEntry]
+    auth: AuthClient, media: MediaClient, entries: Sequence[feed_pb2.FeedEntry]
 ) -> list[FeedEntryOut]:
-    people = await authors(auth, (e.post.author_id for e in entries))
+    people, images = await asyncio.gather(
+        authors(auth, (e.post.author_id for e in entries)),
+        ready_media(media, (m for e in entries for m in e.post.media_ids)),
+    )
     return [
-        FeedEntryOut.from_proto(e.post, people[e.post.author_id], score=e.score)
+        FeedEntryOut.from_proto(e.post, people[e.post.author_id], images, score=e.score)
         for e in entries
         if e.post.author_id in people
     ]
@@ -41,3 +92,21 @@ async def feed_entries(
 async def comments(auth: AuthClient, items: Sequence[feed_pb2.Comment]) -> list[CommentOut]:
     people = await authors(auth, (c.author_id for c in items))
     return [CommentOut.from_proto(c, people[c.author_id]) for c in items if c.author_id in people]
+
+
+async def notifications(
+    auth: AuthClient, items: Sequence[notification_pb2.Notification]
+) -> list[NotificationOut]:
+    """Notifications with their actors' profiles. One whose every actor has since deleted
+    their account says nothing any more and is left out (moderation ones have no actors)."""
+    wanted = list(dict.fromkeys(actor for item in items for actor in item.actor_ids))
+    # A full page names up to 100 x 10 actors; GetUsers takes 100 ids a call.
+    found = await asyncio.gather(
+        *(authors(auth, wanted[i : i + USERS_BATCH]) for i in range(0, len(wanted), USERS_BATCH))
+    )
+    people = {user_id: user for batch in found for user_id, user in batch.items()}
+    return [
+        NotificationOut.from_proto(item, people)
+        for item in items
+        if not item.actor_ids or any(actor in people for actor in item.actor_ids)
+    ]

@@ -31,6 +31,20 @@ class GatewaySettings(ServiceSettings):
     # How often the JWKS is re-read from auth, and the least time between forced re-reads.
     jwks_refresh_seconds: float = 300.0
     jwks_min_refresh_seconds: float = 10.0
+    # --- WebSocket /ws/notifications/ ---
+    # Messages waiting for one client; a client that lets more pile up is closed (1013).
+    ws_send_queue_size: int = Field(default=64, ge=1)
+    # A client whose socket accepts nothing for this long is closed (1013).
+    ws_send_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How often an open socket re-checks its token against the deny-list (logout, deletion).
+    ws_token_check_seconds: float = Field(default=15.0, gt=0)
+    # When the notification service drops a stream (a restart), the gateway resumes it from
+    # the last cursor this many times in a row before closing the socket (1013).
+    ws_resume_attempts: int = Field(default=3, ge=0)
+    # Largest message a client may send (it only ever sends {"type": "ping"}).
+    ws_max_message_bytes: int = Field(default=4096, ge=128)
+    # Compression costs memory on every connection for small JSON messages: off by default.
+    ws_per_message_deflate: bool = False
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from tests.support.object_store import run_object_store
 from tests.support.resources import TestDatabases, claim_redis_db, flush_except_lock
 from tests.support.stack import Stack, run_stack
 
@@ -43,10 +44,17 @@ def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+async def object_store() -> AsyncIterator[str]:
+    """The embedded S3-compatible store's endpoint (media's objects)."""
+    async with run_object_store() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
 async def stack(
-    databases: dict[str, str], redis_db: tuple[str, Redis], keys_dir: Path
+    databases: dict[str, str], redis_db: tuple[str, Redis], keys_dir: Path, object_store: str
 ) -> AsyncIterator[Stack]:
-    async with run_stack(databases, redis_db[0], keys_dir) as running:
+    async with run_stack(databases, redis_db[0], keys_dir, object_store) as running:
         yield running
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request, Response, status
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.deps import AuthStub, CurrentUser, Edge, client_ip
@@ -22,6 +27,11 @@ from gateway.schemas.auth import (
 )
 from gateway.schemas.common import when
 from zap.auth.v1 import auth_pb2
+from zap.feed.v1 import feed_pb2
+from zap.graph.v1 import graph_pb2
+from zap.media.v1 import media_pb2
+from zap.moderation.v1 import moderation_pb2
+from zap.notification.v1 import notification_pb2
 
 
 async def _no_store(response: Response) -> None:
@@ -101,16 +111,34 @@ async def delete_me(body: DeleteAccountIn, user: CurrentUser, auth: AuthStub) ->
 
 
 @router.get("/me/export/", summary="Everything ZAP holds about you")
-async def export_me(user: CurrentUser, auth: AuthStub) -> ExportOut:
-    answer = await auth.ExportUserData(auth_pb2.ExportUserDataRequest())
+async def export_me(user: CurrentUser, edge: Edge) -> ExportOut:
+    """Gathered from every service at once, each answering for what it owns."""
+    up = edge.upstreams
+    account, graph, feed, media, moderation, notification = await asyncio.gather(
+        up.auth.ExportUserData(auth_pb2.ExportUserDataRequest()),
+        up.graph.ExportUserData(graph_pb2.ExportUserDataRequest()),
+        up.feed.ExportUserData(feed_pb2.ExportUserDataRequest()),
+        up.media.ExportUserData(media_pb2.ExportUserDataRequest()),
+        up.moderation.ExportUserData(moderation_pb2.ExportUserDataRequest()),
+        up.notification.ExportUserData(notification_pb2.ExportUserDataRequest()),
+    )
+
+    def section(message: Message) -> dict[str, Any]:
+        return MessageToDict(message, preserving_proto_field_name=True)
+
     return ExportOut(
-        account=AccountOut.from_account(answer.account),
+        account=AccountOut.from_account(account.account),
         sessions=[
             SessionOut(
                 family_id=s.family_id,
                 created_at=when(s.created_at),
                 last_used_at=when(s.last_used_at),
             )
-            for s in answer.sessions
+            for s in account.sessions
         ],
+        graph=section(graph),
+        feed=section(feed),
+        media=section(media),
+        moderation=section(moderation),
+        notification=section(notification),
     )

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from gateway import hydrate
-from gateway.deps import AuthStub, CurrentUser, FeedStub, OptionalUser
+from gateway.deps import AuthStub, CurrentUser, FeedStub, MediaStub, OptionalUser
 from gateway.paging import PageParams, next_cursor
 from gateway.schemas.common import Page
 from gateway.schemas.posts import FeedEntryOut, PostOut, TrendingHashtagOut
@@ -18,11 +18,11 @@ router = APIRouter(prefix="/api/v1/feed", tags=["feed"])
 
 @router.get("/home/", summary="Your ranked home feed")
 async def home(
-    page: PageParams, user: CurrentUser, feed: FeedStub, auth: AuthStub
+    page: PageParams, user: CurrentUser, feed: FeedStub, auth: AuthStub, media: MediaStub
 ) -> Page[FeedEntryOut]:
     answer = await feed.GetHomeFeed(feed_pb2.GetHomeFeedRequest(page=page))
     return Page(
-        results=await hydrate.feed_entries(auth, answer.entries),
+        results=await hydrate.feed_entries(auth, media, answer.entries),
         next_cursor=next_cursor(answer.page),
     )
 
@@ -33,11 +33,13 @@ async def explore(
     viewer: OptionalUser,
     feed: FeedStub,
     auth: AuthStub,
+    media: MediaStub,
     hashtag: Annotated[str | None, Query(min_length=1, max_length=65)] = None,
 ) -> Page[PostOut]:
     answer = await feed.GetExplore(feed_pb2.GetExploreRequest(hashtag=hashtag or "", page=page))
     return Page(
-        results=await hydrate.posts(auth, answer.posts), next_cursor=next_cursor(answer.page)
+        results=await hydrate.posts(auth, media, answer.posts),
+        next_cursor=next_cursor(answer.page),
     )
 
 

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from gateway import hydrate
-from gateway.deps import AuthStub, CurrentUser, FeedStub, OptionalUser
+from gateway import hydrate, media_urls
+from gateway.deps import AuthStub, CurrentUser, FeedStub, MediaStub, OptionalUser
 from gateway.paging import PageParams, next_cursor
 from gateway.problems import Problem
 from gateway.schemas.common import Page
@@ -20,40 +20,36 @@ PostId = Annotated[str, Path(min_length=1, max_length=64)]
 UserId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-async def _one(auth: AuthStub, post: feed_pb2.Post) -> PostOut:
-    shown = await hydrate.posts(auth, [post])
+async def _one(auth: AuthStub, media: MediaStub, post: feed_pb2.Post) -> PostOut:
+    shown = await hydrate.posts(auth, media, [post])
     if not shown:  # the author's account is gone
         raise Problem(404, "post-not-found", "Not found", "post not found")
     return shown[0]
 
 
 @router.post("/posts/", status_code=status.HTTP_201_CREATED, summary="Publish a post")
-async def create_post(body: PostIn, user: CurrentUser, feed: FeedStub, auth: AuthStub) -> PostOut:
-    if body.media_urls:
-        raise Problem(
-            422,
-            "media-urls-unsupported",
-            "Invalid request",
-            "attach uploads by media_ids",
-            fields={"media_urls": "not accepted yet; send media_ids"},
-        )
+async def create_post(
+    body: PostIn, user: CurrentUser, feed: FeedStub, auth: AuthStub, media: MediaStub
+) -> PostOut:
+    # Uploads are named by id or by the URLs media returned; both mean the same media.
+    from_urls = await media_urls.media_ids_for(media, body.media_urls)
     answer = await feed.CreatePost(
         feed_pb2.CreatePostRequest(
             content=body.content,
             hashtags=body.hashtags,
-            media_ids=body.media_ids,
+            media_ids=list(dict.fromkeys([*body.media_ids, *from_urls])),
             parent_post_id=body.parent_post_id or "",
         )
     )
-    return await _one(auth, answer.post)
+    return await _one(auth, media, answer.post)
 
 
 @router.get("/posts/{post_id}/", summary="A post")
 async def get_post(
-    post_id: PostId, viewer: OptionalUser, feed: FeedStub, auth: AuthStub
+    post_id: PostId, viewer: OptionalUser, feed: FeedStub, auth: AuthStub, media: MediaStub
 ) -> PostOut:
     answer = await feed.GetPost(feed_pb2.GetPostRequest(post_id=post_id))
-    return await _one(auth, answer.post)
+    return await _one(auth, media, answer.post)
 
 
 @router.delete(
@@ -98,16 +94,24 @@ async def comments(
 
 
 @router.post("/posts/{post_id}/share/", summary="Share a post")
-async def share(post_id: PostId, user: CurrentUser, feed: FeedStub, auth: AuthStub) -> PostOut:
+async def share(
+    post_id: PostId, user: CurrentUser, feed: FeedStub, auth: AuthStub, media: MediaStub
+) -> PostOut:
     answer = await feed.SharePost(feed_pb2.SharePostRequest(post_id=post_id))
-    return await _one(auth, answer.post)
+    return await _one(auth, media, answer.post)
 
 
 @router.get("/users/{user_id}/posts/", tags=["users"], summary="A user's posts, newest first")
 async def user_posts(
-    user_id: UserId, page: PageParams, viewer: OptionalUser, feed: FeedStub, auth: AuthStub
+    user_id: UserId,
+    page: PageParams,
+    viewer: OptionalUser,
+    feed: FeedStub,
+    auth: AuthStub,
+    media: MediaStub,
 ) -> Page[PostOut]:
     answer = await feed.GetUserPosts(feed_pb2.GetUserPostsRequest(user_id=user_id, page=page))
     return Page(
-        results=await hydrate.posts(auth, answer.posts), next_cursor=next_cursor(answer.page)
+        results=await hydrate.posts(auth, media, answer.posts),
+        next_cursor=next_cursor(answer.page),
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
@@ -120,9 +120,11 @@ class SessionOut(BaseModel):
 class ExportOut(BaseModel):
     account: AccountOut
     sessions: list[SessionOut]
-    services: dict[str, str] = Field(
-        default_factory=dict, description="Services whose data is not part of this export yet."
-    )
+    graph: dict[str, Any] = Field(description="Follows, followers, blocks and mutes.")
+    feed: dict[str, Any] = Field(description="Posts, comments, likes and shares.")
+    media: dict[str, Any] = Field(description="Uploads and their variants.")
+    moderation: dict[str, Any] = Field(description="Reports made, decisions about you.")
+    notification: dict[str, Any] = Field(description="Notifications received.")
 
 
 class JwksOut(BaseModel):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Self
 
 from pydantic import BaseModel, Field
 
 from gateway.schemas.common import StrictBody, when
+from gateway.schemas.media import PostMediaOut
 from zap.auth.v1 import auth_pb2
 from zap.feed.v1 import feed_pb2
+from zap.media.v1 import media_pb2
 
 
 class AuthorOut(BaseModel):
@@ -35,6 +38,9 @@ class PostOut(BaseModel):
     hashtags: list[str]
     mention_ids: list[str]
     media_ids: list[str]
+    media: list[PostMediaOut] = Field(
+        description="The attached images with their variant URLs, in order."
+    )
     parent_post_id: str | None
     like_count: int
     comment_count: int
@@ -44,7 +50,14 @@ class PostOut(BaseModel):
     created_at: datetime
 
     @classmethod
-    def from_proto(cls, post: feed_pb2.Post, author: auth_pb2.User, **extra: object) -> Self:
+    def from_proto(
+        cls,
+        post: feed_pb2.Post,
+        author: auth_pb2.User,
+        media: Mapping[str, media_pb2.Media] | None = None,
+        **extra: object,
+    ) -> Self:
+        found = media or {}
         return cls(
             **extra,
             id=post.id,
@@ -53,6 +66,7 @@ class PostOut(BaseModel):
             hashtags=list(post.hashtags),
             mention_ids=list(post.mention_ids),
             media_ids=list(post.media_ids),
+            media=[PostMediaOut.from_proto(found[m]) for m in post.media_ids if m in found],
             parent_post_id=post.parent_post_id or None,
             like_count=post.like_count,
             comment_count=post.comment_count,

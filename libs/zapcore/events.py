@@ -13,7 +13,8 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -232,3 +233,16 @@ def _topic_of(stream: bytes | str) -> str:
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+@asynccontextmanager
+async def consuming(*consumers: EventConsumer) -> AsyncIterator[None]:
+    """Run consumers in the background for the duration of the block."""
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(consumer.run(stop)) for consumer in consumers]
+    try:
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout=5)

@@ -13,6 +13,8 @@ import hashlib
 import hmac
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -129,3 +131,17 @@ def require_moderator() -> Identity:
     if not identity.is_moderator:
         raise PermissionDenied("this call needs the moderator role")
     return identity
+
+
+@contextmanager
+def acting_as_service() -> Iterator[None]:
+    """Calls made inside carry the service's own identity, not the user's it is serving.
+
+    For calls that only the service itself may make (moderation applying a decision to
+    feed), whoever asked for the work.
+    """
+    token = _current.set(None)
+    try:
+        yield
+    finally:
+        _current.reset(token)

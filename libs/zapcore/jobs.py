@@ -34,6 +34,7 @@ def build_worker(
     max_jobs: int = 10,
     job_timeout: int = 3600,
     poll_delay: float = 0.05,
+    keep_result: int = 3600,
 ) -> Worker:
     return Worker(
         functions=list(functions),
@@ -47,8 +48,8 @@ def build_worker(
         max_jobs=max_jobs,
         job_timeout=job_timeout,
         poll_delay=poll_delay,
-        # A failed job's result (which blocks re-enqueueing its id) is kept one hour.
-        keep_result=3600,
+        # A job's result blocks re-enqueueing its id for as long as it is kept.
+        keep_result=keep_result,
     )
 
 

@@ -101,8 +101,25 @@ def summary(name: str, samples: Samples, ok: set[int]) -> Summary:
     return summarise(name, samples.latencies_s, samples.statuses, samples.seconds, ok)
 
 
-async def fanout(bench: Bench, feed_dsn: str) -> dict[str, Any]:
+async def worker_counters(url: str) -> dict[str, float]:
+    """Fanout counters from the feed worker's Prometheus endpoint (make up-bench opens it)."""
+    wanted = ("zap_feed_items_written_total", "zap_feed_fanout_batch_seconds_sum")
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            text = (await client.get(url)).text
+    except httpx.HTTPError:
+        return {}
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            values[name] = float(value)
+    return values
+
+
+async def fanout(bench: Bench, feed_dsn: str, metrics_url: str) -> dict[str, Any]:
     """The giant posts; measure the worker's fanout and the time until a follower sees it."""
+    before = await worker_counters(metrics_url)
     giant = bench.seed["giant"]["email"]
     await bench.sign_in([giant])
     follower = next(
@@ -143,7 +160,16 @@ async def fanout(bench: Bench, feed_dsn: str) -> dict[str, Any]:
     finally:
         await connection.close()
     seconds = (row["done_at"] - post_created).total_seconds() if row and row["done_at"] else None
+    after = await worker_counters(metrics_url)
+    inserted = after.get("zap_feed_items_written_total", 0) - before.get(
+        "zap_feed_items_written_total", 0
+    )
+    inserting = after.get("zap_feed_fanout_batch_seconds_sum", 0) - before.get(
+        "zap_feed_fanout_batch_seconds_sum", 0
+    )
     return {
+        # One worker's write rate while writing: items over the time spent in batch inserts.
+        "worker_items_per_second_while_writing": round(inserted / inserting) if inserting else None,
         "author_followers": bench.seed["giant"]["followers"],
         "post_write_ms": round(write_ms, 2),
         "feed_items_written": items,
@@ -304,7 +330,7 @@ async def main(args: argparse.Namespace) -> None:
             samples_for_plot[f"home feed @{reads:g}/s"] = home.latencies_s
             samples_for_plot[f"post write @{reads / 5:g}/s"] = post.latencies_s
         print("fanout of the giant's post ...", flush=True)
-        fan = await fanout(bench, feed_dsn)
+        fan = await fanout(bench, feed_dsn, args.worker_metrics)
         print(json.dumps(fan), flush=True)
         print("naive pull-only baseline at the same read rates ...", flush=True)
         target_dsn = await build_baseline(feed_dsn, graph_dsn)
@@ -352,6 +378,7 @@ def parse_args() -> argparse.Namespace:
         "--levels", type=float, nargs="+", default=[20, 40, 60, 80, 100], help="reads/s"
     )
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--worker-metrics", default="http://127.0.0.1:9102/metrics")
     parser.add_argument("--out", type=Path, default=Path("bench-results/feed.json"))
     return parser.parse_args()
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from services.auth.deletion.cascade import receipts_consumer
 from services.auth.resources import AuthResources
 from services.auth.servicer import AuthServicer
 from services.auth.settings import AuthSettings
 from zap.auth.v1 import auth_pb2, auth_pb2_grpc
+from zapcore.events import consuming
 from zapcore.grpc_server import GrpcServer
 from zapcore.identity import IdentitySigner
 from zapcore.settings import PlatformSettings
@@ -31,7 +33,8 @@ async def running(platform: PlatformSettings, settings: AuthSettings) -> AsyncIt
     )
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(resources), server.server)
     try:
-        yield server
+        async with consuming(receipts_consumer(resources.db, resources.redis)):
+            yield server
     finally:
         await server.stop()
         await resources.close()

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from services.auth.accounts.service import AccountService, Registration
+from services.auth.deletion.cascade import purge
 from services.auth.models import Role
 from services.auth.passwords.hasher import PasswordHasher
 from services.auth.settings import AuthSettings
@@ -64,6 +65,31 @@ def create_user(
         typer.echo(f"error: {exc.detail}" + (f" ({details})" if details else ""), err=True)
         raise typer.Exit(code=1) from None
     typer.echo(f"created {role.value} {username} ({user_id})")
+
+
+@app.command("purge-deleted")
+def purge_deleted(
+    grace_days: Annotated[
+        int | None,
+        typer.Option(
+            help="Purge accounts deleted more than this many days ago (default: setting)."
+        ),
+    ] = None,
+) -> None:
+    """Hard-delete the tombstones of deleted accounts (what the daily cron does)."""
+    settings = AuthSettings()
+    days = settings.deletion_grace_days if grace_days is None else grace_days
+    if days < 0:
+        raise typer.BadParameter("grace days cannot be negative")
+
+    async def run() -> int:
+        db = Database(settings.database_url, pool_size=1)
+        try:
+            return await purge(db, days)
+        finally:
+            await db.dispose()
+
+    typer.echo(f"purged {asyncio.run(run())} accounts deleted more than {days} days ago")
 
 
 @app.command("rotate-key")

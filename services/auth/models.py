@@ -45,6 +45,8 @@ class User(Base):
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set once AccountDeleted is on the account_deletions stream (published again until then).
+    deletion_announced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # Email and username are unique case-insensitively (a deleted account's are scrambled).
@@ -66,3 +68,17 @@ class RefreshToken(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DeletionReceipt(Base):
+    """A service reported that it removed everything it held about a deleted account."""
+
+    __tablename__ = "deletion_receipts"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    service: Mapped[str] = mapped_column(String(32), primary_key=True)
+    completed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

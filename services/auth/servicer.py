@@ -5,8 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from services.auth.accounts.converters import account_to_proto, user_to_proto
+from services.auth.accounts.repository import UserRepository
 from services.auth.accounts.service import AccountService, ProfileChanges, Registration
+from services.auth.deletion.cascade import announce
+from services.auth.deletion.repository import DeletionRepository
 from services.auth.resources import AuthResources
 from services.auth.tokens.converters import tokens_to_proto
 from services.auth.tokens.service import TokenService
@@ -14,7 +19,10 @@ from zap.auth.v1 import auth_pb2, auth_pb2_grpc
 from zapcore.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from zapcore.identity import current_identity, require_user, require_user_id
 from zapcore.ids import parse_id, parse_ids
+from zapcore.logging import get_logger
 from zapcore.timestamps import to_timestamp
+
+log = get_logger(__name__)
 
 Context = Any  # grpc.aio.ServicerContext; the interceptor has already bound identity and trace
 
@@ -114,6 +122,15 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             user = await AccountService(session, self._r.hasher).by_username(request.username)
         return auth_pb2.GetUserByUsernameResponse(user=user_to_proto(user))
 
+    async def GetUsersByUsernames(
+        self, request: auth_pb2.GetUsersByUsernamesRequest, context: Context
+    ) -> auth_pb2.GetUsersByUsernamesResponse:
+        async with self._r.db.read_only() as session:
+            users = await AccountService(session, self._r.hasher).by_usernames(
+                list(request.usernames)
+            )
+        return auth_pb2.GetUsersByUsernamesResponse(users=[user_to_proto(u) for u in users])
+
     async def GetAccount(
         self, request: auth_pb2.GetAccountRequest, context: Context
     ) -> auth_pb2.GetAccountResponse:
@@ -143,10 +160,17 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         if not request.password:
             raise InvalidArgument("password is required", fields={"password": "is required"})
         async with self._r.db.unit_of_work() as session:
+            account = await UserRepository(session).get(user_id)
+            email = account.email if account is not None else ""
             deleted_at = await AccountService(session, self._r.hasher).soft_delete(
                 user_id, request.password
             )
-            await self._tokens(session).revoke_everything(user_id)
+            await self._tokens(session).forget(user_id)
+        await self._r.throttle.forget(email)
+        try:
+            await announce(self._r.db, self._r.redis)
+        except RedisError as error:  # the worker announces it on its next run
+            log.warning("auth.deletion_not_announced", error=str(error))
         hard_delete_after = deleted_at + timedelta(days=self._r.settings.deletion_grace_days)
         return auth_pb2.RequestDeletionResponse(
             deleted_at=to_timestamp(deleted_at), hard_delete_after=to_timestamp(hard_delete_after)
@@ -161,8 +185,16 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         user_id = parse_id(request.user_id, "user_id")
         async with self._r.db.read_only() as session:
             deleted_at = await AccountService(session, self._r.hasher).deleted_at(user_id)
-        # Receipts arrive with the account-deletion cascade (each service reports in).
-        return auth_pb2.GetDeletionStatusResponse(deleted_at=to_timestamp(deleted_at))
+            receipts = await DeletionRepository(session).receipts(user_id)
+        return auth_pb2.GetDeletionStatusResponse(
+            deleted_at=to_timestamp(deleted_at),
+            receipts=[
+                auth_pb2.DeletionReceipt(
+                    service=r.service, completed_at=to_timestamp(r.completed_at)
+                )
+                for r in receipts
+            ],
+        )
 
     async def ExportUserData(
         self, request: auth_pb2.ExportUserDataRequest, context: Context

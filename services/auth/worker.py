@@ -1,4 +1,4 @@
-"""auth's worker: scheduled housekeeping (expired refresh tokens).
+"""auth's worker: expired refresh tokens, announcing deletions, purging tombstones.
 
 python -m services.auth.worker
 """
@@ -11,11 +11,13 @@ from typing import Any
 from arq import cron
 from arq.worker import Worker
 
+from services.auth.deletion.cascade import announce, purge
 from services.auth.settings import AuthSettings
 from services.auth.tokens.repository import RefreshTokenRepository
 from zapcore.db import Database
 from zapcore.jobs import build_worker, run_worker
 from zapcore.logging import get_logger
+from zapcore.redis import create_redis
 from zapcore.settings import PlatformSettings
 
 log = get_logger(__name__)
@@ -24,10 +26,22 @@ QUEUE = "zap:auth:jobs"
 
 async def startup(ctx: dict[str, Any]) -> None:
     ctx["db"] = Database(ctx["settings"].database_url, pool_size=2)
+    ctx["events_redis"] = create_redis(ctx["platform"].redis_url)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     await ctx["db"].dispose()
+    await ctx["events_redis"].aclose()
+
+
+async def announce_deletions(ctx: dict[str, Any]) -> int:
+    """Publish AccountDeleted for deletions whose announcement was lost."""
+    return await announce(ctx["db"], ctx["events_redis"])
+
+
+async def purge_deleted_accounts(ctx: dict[str, Any]) -> int:
+    """Hard-delete tombstones past the grace period (by state: missed runs catch up)."""
+    return await purge(ctx["db"], ctx["settings"].deletion_grace_days)
 
 
 async def delete_expired_tokens(ctx: dict[str, Any]) -> int:

@@ -64,6 +64,12 @@ class Post(Base):
             text("created_at DESC"),
             postgresql_where=text("deleted_at IS NULL AND parent_post_id IS NULL"),
         ),
+        # What the ML tier has not scored yet (small: scoring follows within seconds).
+        Index(
+            "ix_posts_unscored",
+            "created_at",
+            postgresql_where=text("moderation_score IS NULL AND deleted_at IS NULL"),
+        ),
     )
 
 
@@ -119,6 +125,11 @@ class Comment(Base):
     __table_args__ = (
         Index("ix_comments_post", "post_id", "created_at", "id"),
         Index("ix_comments_author", "author_id"),
+        Index(
+            "ix_comments_unscored",
+            "created_at",
+            postgresql_where=text("moderation_score IS NULL AND deleted_at IS NULL"),
+        ),
     )
 
 

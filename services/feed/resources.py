@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from services.feed.settings import FeedSettings
 from services.feed.timeline.cache import FeedCache
+from zap.auth.v1 import auth_pb2
 from zap.graph.v1 import graph_pb2
 from zap.media.v1 import media_pb2
 from zap.moderation.v1 import moderation_pb2
@@ -22,12 +25,14 @@ from zapcore.redis import create_redis
 from zapcore.settings import PlatformSettings
 
 if TYPE_CHECKING:
+    from zap.auth.v1.auth_pb2_grpc import AuthServiceAsyncStub as AuthClient
     from zap.graph.v1.graph_pb2_grpc import GraphServiceAsyncStub as GraphClient
     from zap.media.v1.media_pb2_grpc import MediaServiceAsyncStub as MediaClient
     from zap.moderation.v1.moderation_pb2_grpc import (
         ModerationServiceAsyncStub as ModerationClient,
     )
 else:
+    from zap.auth.v1.auth_pb2_grpc import AuthServiceStub as AuthClient
     from zap.graph.v1.graph_pb2_grpc import GraphServiceStub as GraphClient
     from zap.media.v1.media_pb2_grpc import MediaServiceStub as MediaClient
     from zap.moderation.v1.moderation_pb2_grpc import ModerationServiceStub as ModerationClient
@@ -49,6 +54,8 @@ class FeedResources:
     graph: GraphClient
     moderation: ModerationClient
     media: MediaClient
+    auth: AuthClient
+    _background: set[asyncio.Task[object]] = field(default_factory=set)
 
     @classmethod
     def open(cls, platform: PlatformSettings, settings: FeedSettings) -> FeedResources:
@@ -76,9 +83,18 @@ class FeedResources:
                 peers.channel(platform.moderation_target, moderation_pb2.DESCRIPTOR)
             ),
             media=MediaClient(peers.channel(platform.media_target, media_pb2.DESCRIPTOR)),
+            auth=AuthClient(peers.channel(platform.auth_target, auth_pb2.DESCRIPTOR)),
         )
 
+    def in_background(self, work: Coroutine[Any, Any, object]) -> None:
+        """Run best-effort follow-up work without making the caller wait for it."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def close(self) -> None:
+        if self._background:
+            await asyncio.wait(self._background, timeout=5)
         await self.peers.close()
         await self.db.dispose()
         await self.redis.aclose()

@@ -1,5 +1,6 @@
-"""feed's worker: fanout jobs, the 15-minute rescoring, the outbox sweeper, and the
-consumer of graph events (follow backfill, unfollow and block removal).
+"""feed's worker: fanout jobs, the 15-minute rescoring, the outbox sweeper, asking again
+for ML scores of unscored content, and the consumer of graph events (follow backfill,
+unfollow and block removal).
 
 python -m services.feed.worker
 """
@@ -14,10 +15,13 @@ from typing import Any
 from arq import cron
 from arq.worker import Worker
 
+from services.feed.forget import forget_user
+from services.feed.posts.scoring import request_missing_scores
 from services.feed.resources import JOB_QUEUE, FeedResources
 from services.feed.settings import FeedSettings
 from services.feed.timeline.fanout import Fanout
 from services.feed.timeline.upkeep import GraphEffects, rescore, sweep_fanouts
+from zapcore.deletion import deletion_consumer
 from zapcore.events import GRAPH, ConsumerConfig, EventConsumer
 from zapcore.jobs import build_worker, run_worker
 from zapcore.settings import PlatformSettings
@@ -35,6 +39,10 @@ async def sweep_lost_fanouts(ctx: dict[str, Any]) -> int:
     return await sweep_fanouts(ctx["resources"])
 
 
+async def request_scores(ctx: dict[str, Any]) -> int:
+    return await request_missing_scores(ctx["resources"])
+
+
 async def startup(ctx: dict[str, Any]) -> None:
     resources = FeedResources.open(ctx["platform"], ctx["settings"])
     ctx["resources"] = resources
@@ -43,14 +51,20 @@ async def startup(ctx: dict[str, Any]) -> None:
         ConsumerConfig(group="feed", topics=[GRAPH]),
         GraphEffects(resources).handle,
     )
+    deletions = deletion_consumer(
+        resources.redis, "feed", lambda user_id: forget_user(resources, user_id)
+    )
     ctx["stop"] = stop = asyncio.Event()
-    ctx["consumer"] = asyncio.create_task(consumer.run(stop))
+    ctx["consumers"] = [
+        asyncio.create_task(consumer.run(stop)),
+        asyncio.create_task(deletions.run(stop)),
+    ]
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     ctx["stop"].set()
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.wait_for(ctx["consumer"], timeout=5)
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*ctx["consumers"]), timeout=5)
     await ctx["resources"].close()
 
 
@@ -65,6 +79,7 @@ def feed_worker(
         cron_jobs=[
             cron(rescore_feeds, minute={0, 15, 30, 45}, unique=True, run_at_startup=False),
             cron(sweep_lost_fanouts, second={30}, unique=True, run_at_startup=False),
+            cron(request_scores, second={45}, unique=True, run_at_startup=False),
         ],
         on_startup=startup,
         on_shutdown=shutdown,

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from services.graph.forget import forget_user
 from services.graph.resources import GraphResources
 from services.graph.servicer import GraphServicer
 from services.graph.settings import GraphSettings
 from zap.graph.v1 import graph_pb2, graph_pb2_grpc
+from zapcore.deletion import deletion_consumer
+from zapcore.events import consuming
 from zapcore.grpc_server import GrpcServer
 from zapcore.identity import IdentitySigner
 from zapcore.settings import PlatformSettings
@@ -30,8 +33,13 @@ async def running(platform: PlatformSettings, settings: GraphSettings) -> AsyncI
         reflection_enabled=settings.reflection,
     )
     graph_pb2_grpc.add_GraphServiceServicer_to_server(GraphServicer(resources), server.server)
+    deletions = deletion_consumer(
+        resources.redis, "graph", lambda user_id: forget_user(resources, user_id)
+    )
     try:
-        yield server
+        # The deletion cascade runs beside the server (graph has no job worker).
+        async with consuming(deletions):
+            yield server
     finally:
         await server.stop()
         await resources.close()

@@ -1,17 +1,15 @@
-"""media's gRPC server (used by `python -m` and by tests).
-
-The MediaService contract is drafted in protos/zap/media/v1/; until its implementation lands
-the server answers health checks and reflection, and UNIMPLEMENTED for every RPC.
-"""
+"""media's gRPC server with everything it holds open (used by `python -m` and by tests)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from services.media.processing.images import configure_pillow
+from services.media.resources import MediaResources
+from services.media.servicer import MediaServicer
 from services.media.settings import MediaSettings
-from zap.media.v1 import media_pb2
-from zapcore.db import Database
+from zap.media.v1 import media_pb2, media_pb2_grpc
 from zapcore.grpc_server import GrpcServer
 from zapcore.identity import IdentitySigner
 from zapcore.settings import PlatformSettings
@@ -21,8 +19,12 @@ SERVICE_NAME = media_pb2.DESCRIPTOR.services_by_name["MediaService"].full_name
 
 @asynccontextmanager
 async def running(platform: PlatformSettings, settings: MediaSettings) -> AsyncIterator[GrpcServer]:
-    """A configured, not yet started server; resources are released on exit."""
-    db = Database(settings.database_url, pool_size=settings.db_pool_size)
+    """A configured, not yet started server; resources are released on exit.
+
+    The bucket is created (private) before this yields, waiting for the store if need be.
+    """
+    configure_pillow(settings.max_pixels)
+    resources = await MediaResources.open(platform, settings)
     server = GrpcServer(
         service_names=[SERVICE_NAME],
         signer=IdentitySigner(platform.internal_secret.get_secret_value()),
@@ -32,8 +34,9 @@ async def running(platform: PlatformSettings, settings: MediaSettings) -> AsyncI
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
         reflection_enabled=settings.reflection,
     )
+    media_pb2_grpc.add_MediaServiceServicer_to_server(MediaServicer(resources), server.server)
     try:
         yield server
     finally:
         await server.stop()
-        await db.dispose()
+        await resources.close()

@@ -1,7 +1,6 @@
 """moderation's gRPC server (used by `python -m` and by tests).
 
-Tier 1 (CheckText) is served; the other RPCs of protos/zap/moderation/v1/ answer
-UNIMPLEMENTED until their implementation lands.
+Tier 1 answers in the call; tier 2 runs in the worker (services/moderation/worker.py).
 """
 
 from __future__ import annotations
@@ -9,10 +8,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from services.moderation.forget import forget_user
+from services.moderation.resources import ModerationResources
 from services.moderation.servicer import ModerationServicer
 from services.moderation.settings import ModerationSettings
 from zap.moderation.v1 import moderation_pb2, moderation_pb2_grpc
-from zapcore.db import Database
+from zapcore.deletion import deletion_consumer
+from zapcore.events import consuming
 from zapcore.grpc_server import GrpcServer
 from zapcore.identity import IdentitySigner
 from zapcore.settings import PlatformSettings
@@ -25,7 +27,7 @@ async def running(
     platform: PlatformSettings, settings: ModerationSettings
 ) -> AsyncIterator[GrpcServer]:
     """A configured, not yet started server; resources are released on exit."""
-    db = Database(settings.database_url, pool_size=settings.db_pool_size)
+    resources = ModerationResources.open(platform, settings)
     server = GrpcServer(
         service_names=[SERVICE_NAME],
         signer=IdentitySigner(platform.internal_secret.get_secret_value()),
@@ -36,12 +38,14 @@ async def running(
         reflection_enabled=settings.reflection,
     )
     moderation_pb2_grpc.add_ModerationServiceServicer_to_server(
-        # The RPCs beyond tier 1 are not implemented yet (issue #4) and answer UNIMPLEMENTED.
-        ModerationServicer(settings.rules()),  # type: ignore[abstract]
-        server.server,
+        ModerationServicer(resources), server.server
+    )
+    deletions = deletion_consumer(
+        resources.redis, "moderation", lambda u: forget_user(resources, u)
     )
     try:
-        yield server
+        async with consuming(deletions):
+            yield server
     finally:
         await server.stop()
-        await db.dispose()
+        await resources.close()

@@ -348,3 +348,19 @@ async def test_trending_ranks_engagement_and_pages_through_one_ranking(
             break
     assert len(seen) == len(set(seen))
     assert seen.index(loved["id"]) < seen.index(quiet["id"])
+
+
+async def test_mentions_resolve_to_existing_users_only(client: httpx.AsyncClient) -> None:
+    author, friend = await make_user(client), await make_user(client)
+    created = await post(
+        client,
+        author,
+        f"thanks @{friend.username.upper()} and @nobody_here_xyz and @{author.username}",
+    )
+    assert created["mention_ids"] == [friend.id]
+    answer = await client.post(
+        f"/api/v1/posts/{created['id']}/comments/",
+        json={"content": f"@{friend.username} see above"},
+        headers=author.headers,
+    )
+    assert answer.status_code == 201

@@ -18,7 +18,7 @@ from tests.factories import PASSWORD, make_user, new_identity
 from tests.support.stack import SERVICES, TEST_SECRET, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-WORKERS = ("auth", "feed")
+WORKERS = ("auth", "feed", "media")
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Processes:
 
 @pytest.fixture
 async def processes(
-    databases: dict[str, str], redis_db: tuple[str, object], tmp_path: Path
+    databases: dict[str, str], redis_db: tuple[str, object], tmp_path: Path, object_store: str
 ) -> AsyncIterator[Processes]:
     ports = {name: free_port() for name in SERVICES}
     http_port = free_port()
@@ -46,6 +46,7 @@ async def processes(
         "PYTHONUNBUFFERED": "1",
         "ZAP_AUTH_SIGNING_KEYS_DIR": str(tmp_path / "keys"),
         "ZAP_GATEWAY_HTTP_PORT": str(http_port),
+        "ZAP_MEDIA_S3_ENDPOINT_URL": object_store,
     }
     for name in SERVICES:
         prefix = f"ZAP_{name.upper()}_"

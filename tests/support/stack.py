@@ -7,7 +7,7 @@ import contextlib
 import importlib
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
@@ -25,7 +25,7 @@ SERVICES = ("auth", "graph", "feed", "media", "moderation", "notification")
 # Followers from which an author's posts are pulled at read time in the test stack.
 PULL_THRESHOLD = 5
 # Services whose worker runs beside them in the test stack.
-WORKERS = ("auth", "feed")
+WORKERS = ("auth", "feed", "media", "moderation", "notification")
 
 
 @dataclass
@@ -34,6 +34,8 @@ class Stack:
     settings: dict[str, ServiceSettings]
     targets: dict[str, str]
     gateway_url: str
+    # The arq workers running in this process, by service.
+    workers: dict[str, Worker] = field(default_factory=dict)
 
     @property
     def auth_settings(self) -> AuthSettings:
@@ -117,7 +119,7 @@ def gateway_settings(**overrides: object) -> GatewaySettings:
 
 @contextlib.asynccontextmanager
 async def run_stack(
-    database_urls: dict[str, str], redis_url: str, keys_dir: Path
+    database_urls: dict[str, str], redis_url: str, keys_dir: Path, object_store_url: str
 ) -> AsyncIterator[Stack]:
     """Every service and the gateway, wired together over real gRPC and HTTP sockets."""
     ports = {name: free_port() for name in SERVICES}
@@ -134,6 +136,7 @@ async def run_stack(
         "auth": {"signing_keys_dir": keys_dir},
         # Low, so that tests can make an author who is pulled instead of pushed.
         "graph": {"fanout_threshold": PULL_THRESHOLD},
+        "media": {"s3_endpoint_url": object_store_url},
     }
     settings = {
         name: service_settings(
@@ -150,7 +153,16 @@ async def run_stack(
             app = importlib.import_module(f"services.{name}.app")
             server = await running.enter_async_context(app.running(platform, settings[name]))
             await server.start()
+        workers = {}
         for name in WORKERS:
-            await running.enter_async_context(run_worker(name, platform, settings[name]))
+            workers[name] = await running.enter_async_context(
+                run_worker(name, platform, settings[name])
+            )
         url = await running.enter_async_context(serve_gateway(platform, gateway_settings()))
-        yield Stack(platform=platform, settings=settings, targets=targets, gateway_url=url)
+        yield Stack(
+            platform=platform,
+            settings=settings,
+            targets=targets,
+            gateway_url=url,
+            workers=workers,
+        )

@@ -59,6 +59,17 @@ class UserRepository:
         )
         return result.scalar_one_or_none()
 
+    async def list_active_by_usernames(self, usernames: Sequence[str]) -> Sequence[User]:
+        if not usernames:
+            return []
+        result = await self._session.execute(
+            select(User).where(
+                func.lower(User.username).in_([u.lower() for u in usernames]),
+                User.state == AccountState.ACTIVE,
+            )
+        )
+        return result.scalars().all()
+
     async def email_taken(self, email: str) -> bool:
         result = await self._session.execute(
             select(func.count()).where(func.lower(User.email) == email.lower())

@@ -133,6 +133,12 @@ class AccountService:
             raise NotFound("no such user", reason="user-not-found")
         return user
 
+    async def by_usernames(self, usernames: list[str]) -> Sequence[User]:
+        if len(usernames) > 100:
+            raise InvalidArgument("at most 100 usernames", fields={"usernames": "at most 100"})
+        valid = [u for u in usernames if rules.USERNAME_PATTERN.fullmatch(u) is not None]
+        return await self._users.list_active_by_usernames(valid)
+
     async def update_profile(self, user_id: uuid.UUID, changes: ProfileChanges) -> User:
         user = await self._users.get_for_update(user_id)
         if user is None or user.state != AccountState.ACTIVE:

@@ -70,6 +70,10 @@ class LoginThrottle:
             await pipe.execute()
         await self._limiter.clear(self._per_client, "login-client", account, client_ip)
 
+    async def forget(self, email: str) -> None:
+        """A deleted account: the addresses it signed in from go too."""
+        await self._redis.delete(self._known_key(_account_key(email)))
+
     def _refusal(self) -> RateLimited:
         return RateLimited(
             "too many failed sign-in attempts; try again later",

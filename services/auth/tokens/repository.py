@@ -81,6 +81,9 @@ class RefreshTokenRepository:
             .values(revoked_at=now)
         )
 
+    async def delete_user(self, user_id: uuid.UUID) -> None:
+        await self._session.execute(delete(RefreshToken).where(RefreshToken.user_id == user_id))
+
     async def delete_expired(self, before: datetime, batch: int = 10_000) -> int:
         """Delete up to `batch` tokens that expired before `before`; returns how many."""
         doomed = (

@@ -143,6 +143,11 @@ class TokenService:
         await self._tokens.revoke_user(user_id, datetime.now(UTC))
         await self._deny_list.deny_user_before(user_id)
 
+    async def forget(self, user_id: uuid.UUID) -> None:
+        """A deleted account: no refresh token stays, and no access token works any more."""
+        await self._tokens.delete_user(user_id)
+        await self._deny_list.deny_user_before(user_id)
+
     async def sessions(self, user_id: uuid.UUID) -> list[FamilySummary]:
         return list(await self._tokens.live_families(user_id, datetime.now(UTC)))
 

@@ -14,9 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.feed.models import Comment, Post
 from services.feed.posts.audience import NOBODY, Exclusions, exclusions_for
 from services.feed.posts.repository import PostRepository, ViewedPost, visible_to
-from services.feed.posts.text import hashtags, normalise_content
+from services.feed.posts.scoring import request_score
+from services.feed.posts.text import hashtags, mentioned_usernames, normalise_content
 from services.feed.resources import JOB_QUEUE, FeedResources
 from services.feed.timeline.repository import FeedRepository
+from zap.auth.v1 import auth_pb2
 from zap.events.v1 import events_pb2
 from zap.media.v1 import media_pb2
 from zap.moderation.v1 import moderation_pb2
@@ -51,12 +53,13 @@ class Posting:
         media = await self._own_ready_media(author_id, media_ids)
         parent = parse_id(parent_post_id, "parent_post_id") if parent_post_id else None
         await self._check_text(moderation_pb2.CONTENT_KIND_POST, text, "content")
+        mentions = await self._mentions(text, author_id)
         post = Post(
             id=new_id(),
             author_id=author_id,
             content=text,
             hashtags=tags,
-            mention_ids=[],
+            mention_ids=mentions,
             media_ids=media,
             parent_post_id=parent,
             created_at=datetime.now(UTC),
@@ -70,6 +73,9 @@ class Posting:
             await PostRepository(session).add_post(post)
             await FeedRepository(session).owe_fanout(post)
             after_commit(session, lambda: self._announce_post(post))
+            after_commit(
+                session, lambda: self._announce_mentions(post.author_id, mentions, post.id)
+            )
         return post
 
     async def delete_post(self, post_id: str, user_id: uuid.UUID) -> None:
@@ -122,6 +128,7 @@ class Posting:
         pid = parse_id(post_id, "post_id")
         text = normalise_content(content, max_chars=self._r.settings.comment_max_chars)
         await self._check_text(moderation_pb2.CONTENT_KIND_COMMENT, text, "content")
+        mentions = await self._mentions(text, user_id)
         exclusions = await self._exclusions(user_id)
         async with self._r.db.unit_of_work() as session:
             post = await self._visible_post(session, pid, user_id, exclusions)
@@ -130,7 +137,7 @@ class Posting:
                 post_id=pid,
                 author_id=user_id,
                 content=text,
-                mention_ids=[],
+                mention_ids=mentions,
                 created_at=datetime.now(UTC),
             )
             await PostRepository(session).add_comment(comment, post)
@@ -141,6 +148,12 @@ class Posting:
                 post_author_id=str(post.author_id),
             )
             after_commit(session, lambda: self._publish(event))
+            after_commit(
+                session, lambda: self._score("comment", comment.id, user_id, comment.content)
+            )
+            after_commit(
+                session, lambda: self._announce_mentions(user_id, mentions, pid, comment.id)
+            )
         return comment
 
     async def _visible_post(
@@ -218,12 +231,51 @@ class Posting:
             )
         except RedisError as error:
             log.warning("feed.fanout_enqueue_failed", post_id=str(post.id), error=str(error))
+        await self._score("post", post.id, post.author_id, post.content)
         parent = str(post.parent_post_id) if post.parent_post_id else ""
         await self._publish(
             events_pb2.PostCreated(
                 post_id=str(post.id), author_id=str(post.author_id), parent_post_id=parent
             )
         )
+
+    async def _mentions(self, text: str, author_id: uuid.UUID) -> list[uuid.UUID]:
+        """The ids of the existing users @mentioned in the text (never the author)."""
+        usernames = mentioned_usernames(text)
+        if not usernames:
+            return []
+        try:
+            answer = await self._r.auth.GetUsersByUsernames(
+                auth_pb2.GetUsersByUsernamesRequest(usernames=usernames)
+            )
+        except grpc.aio.AioRpcError as error:
+            # The text stands; only the links to the mentioned accounts are lost.
+            log.warning("feed.mentions_unresolved", code=error.code().name)
+            return []
+        return [uid for u in answer.users if (uid := uuid.UUID(u.id)) != author_id]
+
+    async def _announce_mentions(
+        self,
+        author_id: uuid.UUID,
+        mentioned: list[uuid.UUID],
+        post_id: uuid.UUID,
+        comment_id: uuid.UUID | None = None,
+    ) -> None:
+        for user_id in mentioned:
+            await self._publish(
+                events_pb2.Mentioned(
+                    mentioned_user_id=str(user_id),
+                    author_id=str(author_id),
+                    post_id=str(post_id),
+                    comment_id=str(comment_id or ""),
+                )
+            )
+
+    async def _score(
+        self, kind: str, content_id: uuid.UUID, author_id: uuid.UUID, text: str
+    ) -> None:
+        # Not awaited: the writer does not wait for moderation (the sweeper asks again).
+        self._r.in_background(request_score(self._r, kind, content_id, author_id, text))
 
     async def _publish(self, payload: Message) -> None:
         try:

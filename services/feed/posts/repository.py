@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -268,3 +269,53 @@ class PostRepository:
     async def shared_by(self, user_id: uuid.UUID) -> list[uuid.UUID]:
         rows = await self._s.execute(select(Share.post_id).where(Share.user_id == user_id))
         return list(rows.scalars())
+
+    async def unscored(
+        self, since: datetime, until: datetime, limit: int
+    ) -> list[tuple[str, uuid.UUID, uuid.UUID, str]]:
+        """(kind, id, author, text) of live posts and comments the ML tier has not scored."""
+        found: list[tuple[str, uuid.UUID, uuid.UUID, str]] = []
+        for kind, table in (("post", Post), ("comment", Comment)):
+            rows = await self._s.execute(
+                select(table.id, table.author_id, table.content)
+                .where(
+                    table.moderation_score.is_(None),
+                    table.deleted_at.is_(None),
+                    table.created_at > since,
+                    table.created_at < until,
+                )
+                .order_by(table.created_at)
+                .limit(limit)
+            )
+            found += [(kind, r.id, r.author_id, r.content) for r in rows.all()]
+        return found
+
+    # Account deletion: everything by the user, and everything others did to their posts.
+
+    async def forget_user(self, user_id: uuid.UUID) -> None:
+        own_posts = select(Post.id).where(Post.author_id == user_id).scalar_subquery()
+        for table in (Like, Share):
+            await self._s.execute(delete(table).where(table.post_id.in_(own_posts)))
+        await self._s.execute(delete(Comment).where(Comment.post_id.in_(own_posts)))
+        await self._s.execute(delete(PostHashtag).where(PostHashtag.post_id.in_(own_posts)))
+        await self._s.execute(delete(Post).where(Post.author_id == user_id))
+        # The user's likes, shares and comments on other people's posts, with the counters.
+        for table, column in ((Like, Post.like_count), (Share, Post.share_count)):
+            gone = (
+                delete(table).where(table.user_id == user_id).returning(table.post_id).cte("gone")
+            )
+            await self._s.execute(
+                update(Post)
+                .where(Post.id == gone.c.post_id)
+                .values({column: func.greatest(0, column - 1)})
+                .execution_options(synchronize_session=False)
+            )
+        removed = delete(Comment).where(Comment.author_id == user_id).returning(Comment.post_id)
+        per_post = Counter(row[0] for row in (await self._s.execute(removed)).all())
+        for post_id, count in per_post.items():
+            await self._bump(post_id, Post.comment_count, -count)
+        await self._s.execute(
+            delete(Interaction).where(
+                (Interaction.user_id == user_id) | (Interaction.author_id == user_id)
+            )
+        )

@@ -223,6 +223,19 @@ class FeedCache:
         rest_of_tie = [(p, s) for p, s in _entries(ties) if str(p) < str(last)]
         return (rest_of_tie + _entries(lower))[:count]
 
+    async def forget(
+        self, user_id: uuid.UUID, removed: Sequence[tuple[uuid.UUID, uuid.UUID]]
+    ) -> None:
+        """A deleted account: its own keys go, and its posts leave everyone's feeds."""
+        keys = [key async for key in self._redis.scan_iter(match=f"{feed_key(user_id)}*")]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            if keys:
+                pipe.delete(*keys)
+            pipe.zrem(active_key(user_id), str(user_id))
+            for reader, post_id in removed:
+                pipe.zrem(feed_key(reader), str(post_id))
+            await pipe.execute()
+
 
 def _entries(rows: Sequence[tuple[bytes, float]]) -> list[Entry]:
     return [(uuid.UUID(m.decode()), float(s)) for m, s in rows if m != SENTINEL]

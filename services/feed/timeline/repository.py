@@ -215,3 +215,22 @@ class FeedRepository:
             )
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    # Account deletion.
+
+    async def forget_feed_of(self, user_id: uuid.UUID) -> None:
+        await self._s.execute(delete(FeedItem).where(FeedItem.user_id == user_id))
+
+    async def forget_items_by(self, author_id: uuid.UUID) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """Take an author's posts out of every feed; (reader, post) of each removed item.
+
+        feed_items has no author index (it would slow every fanout); deletions are rare and
+        run in the worker, so they scan.
+        """
+        rows = await self._s.execute(
+            delete(FeedItem)
+            .where(FeedItem.author_id == author_id)
+            .returning(FeedItem.user_id, FeedItem.post_id)
+        )
+        await self._s.execute(delete(FanoutOutbox).where(FanoutOutbox.author_id == author_id))
+        return [(r.user_id, r.post_id) for r in rows.all()]

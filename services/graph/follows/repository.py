@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -135,3 +135,6 @@ class CountRepository:
             )
         )
         return {row.user_id: CountRow(row.followers, row.following) for row in result}
+
+    async def forget(self, user_id: uuid.UUID) -> None:
+        await self._session.execute(delete(UserCounts).where(UserCounts.user_id == user_id))

@@ -142,6 +142,24 @@ class RelationshipRepository:
             found[Kind(row.kind)].append(row.user_id)
         return found
 
+    # --- account deletion -----------------------------------------------------------------
+
+    async def forget_user(self, user_id: uuid.UUID) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+        """Remove every edge that names the user; (accounts they followed, their followers)."""
+        followed = await self._session.execute(
+            delete(Follow).where(Follow.follower_id == user_id).returning(Follow.followee_id)
+        )
+        followers = await self._session.execute(
+            delete(Follow).where(Follow.followee_id == user_id).returning(Follow.follower_id)
+        )
+        await self._session.execute(
+            delete(Block).where((Block.blocker_id == user_id) | (Block.blocked_id == user_id))
+        )
+        await self._session.execute(
+            delete(Mute).where((Mute.muter_id == user_id) | (Mute.muted_id == user_id))
+        )
+        return list(followed.scalars()), list(followers.scalars())
+
 
 def _fact(
     kind: Kind,

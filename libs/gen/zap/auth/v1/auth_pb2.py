@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16zap/auth/v1/auth.proto\x12\x0bzap.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x01\n\x04User\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n\x08username\x18\x02 \x01(\tR\x08username\x12!\n\x0c\x64isplay_name\x18\x03 \x01(\tR\x0b\x64isplayName\x12\x10\n\x03\x62io\x18\x04 \x01(\tR\x03\x62io\x12\x1d\n\navatar_url\x18\x05 \x01(\tR\tavatarUrl\x12\x39\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\"\x9e\x01\n\x07\x41\x63\x63ount\x12%\n\x04user\x18\x01 \x01(\x0b\x32\x11.zap.auth.v1.UserR\x04user\x12\x14\n\x05\x65mail\x18\x02 \x01(\tR\x05\x65mail\x12%\n\x04role\x18\x03 \x01(\x0e\x32\x11.zap.auth.v1.RoleR\x04role\x12/\n\x05state\x18\x04 \x01(\x0e\x32\x19.zap.auth.v1.AccountStateR\x05state\"\xcf\x01\n\tTokenPair\x12\x16\n\x06\x61\x63\x63\x65ss\x18\x01 \x01(\tR\x06\x61\x63\x63\x65ss\x12\x18\n\x07refresh\x18\x02 \x01(\tR\x07refresh\x12\x46\n\x11\x61\x63\x63\x65ss_expires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0f\x61\x63\x63\x65ssExpiresAt\x12H\n\x12refresh_expires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x10refreshExpiresAt\"\xad\x01\n\x0fRegisterRequest\x12\x14\n\x05\x65mail\x18\x01 \x01(\tR\x05\x65mail\x12\x1a\n\x08username\x18\x02 \x01(\tR\x08username\x12\x1a\n\x08password\x18\x03 \x01(\tR\x08password\x12)\n\x10password_confirm\x18\x04 \x01(\tR\x0fpasswordConfirm\x12!\n\x0c\x64isplay_name\x18\x05 \x01(\tR\x0b\x64isplayName\"B\n\x10RegisterResponse\x12.\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.zap.auth.v1.AccountR\x07\x61\x63\x63ount\"@\n\x0cLoginRequest\x12\x14\n\x05\x65mail\x18\x01 \x01(\tR\x05\x65mail\x12\x1a\n\x08password\x18\x02 \x01(\tR\x08password\"o\n\rLoginResponse\x12.\n\x06tokens\x18\x01 \x01(\x0b\x32\x16.zap.auth.v1.TokenPairR\x06tokens\x12.\n\x07\x61\x63\x63ount\x18\x02 \x01(\x0b\x32\x14.zap.auth.v1.AccountR\x07\x61\x63\x63ount\"*\n\x0eRefreshRequest\x12\x18\n\x07refresh\x18\x01 \x01(\tR\x07refresh\"A\n\x0fRefreshResponse\x12.\n\x06tokens\x18\x01 \x01(\x0b\x32\x16.zap.auth.v1.TokenPairR\x06tokens\"\x90\x01\n\rLogoutRequest\x12\x18\n\x07refresh\x18\x01 \x01(\tR\x07refresh\x12\x1d\n\naccess_jti\x18\x02 \x01(\tR\taccessJti\x12\x46\n\x11\x61\x63\x63\x65ss_expires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0f\x61\x63\x63\x65ssExpiresAt\"\x10\n\x0eLogoutResponse\")\n\x0eGetUserRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\"8\n\x0fGetUserResponse\x12%\n\x04user\x18\x01 \x01(\x0b\x32\x11.zap.auth.v1.UserR\x04user\",\n\x0fGetUsersRequest\x12\x19\n\x08user_ids\x18\x01 \x03(\tR\x07userIds\";\n\x10GetUsersResponse\x12\'\n\x05users\x18\x01 \x03(\x0b\x32\x11.zap.auth.v1.UserR\x05users\"6\n\x18GetUserByUsernameRequest\x12\x1a\n\x08username\x18\x01 \x01(\tR\x08username\"B\n\x19GetUserByUsernameResponse\x12%\n\x04user\x18\x01 \x01(\x0b\x32\x11.zap.auth.v1.UserR\x04user\"\x13\n\x11GetAccountRequest\"D\n\x12GetAccountResponse\x12.\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.zap.auth.v1.AccountR\x07\x61\x63\x63ount\"\xcf\x01\n\x14UpdateProfileRequest\x12&\n\x0c\x64isplay_name\x18\x01 \x01(\tH\x00R\x0b\x64isplayName\x88\x01\x01\x12\x15\n\x03\x62io\x18\x02 \x01(\tH\x01R\x03\x62io\x88\x01\x01\x12\"\n\navatar_url\x18\x03 \x01(\tH\x02R\tavatarUrl\x88\x01\x01\x12\x1f\n\x08username\x18\x04 \x01(\tH\x03R\x08username\x88\x01\x01\x42\x0f\n\r_display_nameB\x06\n\x04_bioB\r\n\x0b_avatar_urlB\x0b\n\t_username\"G\n\x15UpdateProfileResponse\x12.\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.zap.auth.v1.AccountR\x07\x61\x63\x63ount\"4\n\x16RequestDeletionRequest\x12\x1a\n\x08password\x18\x01 \x01(\tR\x08password\"\x9c\x01\n\x17RequestDeletionResponse\x12\x39\n\ndeleted_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tdeletedAt\x12\x46\n\x11hard_delete_after\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0fhardDeleteAfter\"3\n\x18GetDeletionStatusRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\"j\n\x0f\x44\x65letionReceipt\x12\x18\n\x07service\x18\x01 \x01(\tR\x07service\x12=\n\x0c\x63ompleted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0b\x63ompletedAt\"\x90\x01\n\x19GetDeletionStatusResponse\x12\x39\n\ndeleted_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tdeletedAt\x12\x38\n\x08receipts\x18\x02 \x03(\x0b\x32\x1c.zap.auth.v1.DeletionReceiptR\x08receipts\"\x17\n\x15\x45xportUserDataRequest\"\x9f\x01\n\x07Session\x12\x1b\n\tfamily_id\x18\x01 \x01(\tR\x08\x66\x61milyId\x12\x39\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x12<\n\x0clast_used_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nlastUsedAt\"z\n\x16\x45xportUserDataResponse\x12.\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.zap.auth.v1.AccountR\x07\x61\x63\x63ount\x12\x30\n\x08sessions\x18\x02 \x03(\x0b\x32\x14.zap.auth.v1.SessionR\x08sessions\"\x17\n\x15GetSigningKeysRequest\"{\n\x03Jwk\x12\x10\n\x03kid\x18\x01 \x01(\tR\x03kid\x12\x10\n\x03kty\x18\x02 \x01(\tR\x03kty\x12\x10\n\x03\x63rv\x18\x03 \x01(\tR\x03\x63rv\x12\x0c\n\x01x\x18\x04 \x01(\tR\x01x\x12\x0c\n\x01y\x18\x05 \x01(\tR\x01y\x12\x10\n\x03\x61lg\x18\x06 \x01(\tR\x03\x61lg\x12\x10\n\x03use\x18\x07 \x01(\tR\x03use\">\n\x16GetSigningKeysResponse\x12$\n\x04keys\x18\x01 \x03(\x0b\x32\x10.zap.auth.v1.JwkR\x04keys*O\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_MODERATOR\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03*b\n\x0c\x41\x63\x63ountState\x12\x1d\n\x19\x41\x43\x43OUNT_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41\x43\x43OUNT_STATE_ACTIVE\x10\x01\x12\x19\n\x15\x41\x43\x43OUNT_STATE_DELETED\x10\x02\x32\xd9\x08\n\x0b\x41uthService\x12G\n\x08Register\x12\x1c.zap.auth.v1.RegisterRequest\x1a\x1d.zap.auth.v1.RegisterResponse\x12>\n\x05Login\x12\x19.zap.auth.v1.LoginRequest\x1a\x1a.zap.auth.v1.LoginResponse\x12\x44\n\x07Refresh\x12\x1b.zap.auth.v1.RefreshRequest\x1a\x1c.zap.auth.v1.RefreshResponse\x12\x41\n\x06Logout\x12\x1a.zap.auth.v1.LogoutRequest\x1a\x1b.zap.auth.v1.LogoutResponse\x12I\n\x07GetUser\x12\x1b.zap.auth.v1.GetUserRequest\x1a\x1c.zap.auth.v1.GetUserResponse\"\x03\x90\x02\x01\x12L\n\x08GetUsers\x12\x1c.zap.auth.v1.GetUsersRequest\x1a\x1d.zap.auth.v1.GetUsersResponse\"\x03\x90\x02\x01\x12g\n\x11GetUserByUsername\x12%.zap.auth.v1.GetUserByUsernameRequest\x1a&.zap.auth.v1.GetUserByUsernameResponse\"\x03\x90\x02\x01\x12R\n\nGetAccount\x12\x1e.zap.auth.v1.GetAccountRequest\x1a\x1f.zap.auth.v1.GetAccountResponse\"\x03\x90\x02\x01\x12[\n\rUpdateProfile\x12!.zap.auth.v1.UpdateProfileRequest\x1a\".zap.auth.v1.UpdateProfileResponse\"\x03\x90\x02\x02\x12\\\n\x0fRequestDeletion\x12#.zap.auth.v1.RequestDeletionRequest\x1a$.zap.auth.v1.RequestDeletionResponse\x12g\n\x11GetDeletionStatus\x12%.zap.auth.v1.GetDeletionStatusRequest\x1a&.zap.auth.v1.GetDeletionStatusResponse\"\x03\x90\x02\x01\x12^\n\x0e\x45xportUserData\x12\".zap.auth.v1.ExportUserDataRequest\x1a#.zap.auth.v1.ExportUserDataResponse\"\x03\x90\x02\x01\x12^\n\x0eGetSigningKeys\x12\".zap.auth.v1.GetSigningKeysRequest\x1a#.zap.auth.v1.GetSigningKeysResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16zap/auth/v1/auth.proto\x12\x0bzap.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x01\n\x04User\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n\x08username\x18\x02 \x01(\tR\x08username\x12!\n\x0c\x64isplay_name\x18\x03 \x01(\tR\x0b\x64isplayName\x12\x10\n\x03\x62io\x18\x04 \x01(\tR\x03\x62io\x12\x1d\n\navatar_url\x18\x05 \x01(\tR\tavatarUrl\x12\x39\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\"\x9e\x01\n\x07\x41\x63\x63ount\x12%\n\x04user\x18\x01 \x01(\x0b\x32\x11.zap.auth.v1.UserR\x04user\x12\x14\n\x05\x65mail\x18\x02 \x01(\tR\x05\x65mail\x12%\n\x04role\x18\x03 \x01(\x0e\x32\x11.zap.auth.v1.RoleR\x04role\x12/\n\x05state\x18\x04 \x01(\x0e\x32\x19.zap.auth.v1.AccountStateR\x05state\"\xcf\x01\n\tTokenPair\x12\x16\n\x06\x61\x63\x63\x65ss\x18\x01 \x01(\tR\x06\x61\x63\x63\x65ss\x12\x18\n\x07refresh\x18\x02 \x01(\tR\x07refresh\x12\x46\n\x11\x61\x63\x63\x65ss_expires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0f\x61\x63\x63\x65ssExpiresAt\x12H\n\x12refresh_expires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x10refreshExpiresAt\"\xad\x01\n\x0fRegisterRequest\x12\x14\n\x05\x65mail\x18\x01 \x01(\tR\x05\x65mail\x12\x1a\n\x08username\x18\x02 \x01(\tR\x08username\x12\x1a\n\x08password\x18\x03 \x01(\tR\x08password\x12)\n\x10password_confirm\x18\x04 \x01(\tR\x0fpasswordConfirm\x12!\n\x0c\x64isplay_name\x18\x05 \x01(\tR\x0b\x64isplayName\"B\n\x10RegisterResponse\x12.\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.zap.auth.v1.AccountR\x07\x61\x63\x63ount\"@\n\x0cLoginRequest\x12\x14\n\x05\x65mail\x18\x01 \x01(\tR\x05\x65mail\x12\x1a\n\x08password\x18\x02 \x01(\tR\x08password\"o\n\rLoginResponse\x12.\n\x06tokens\x18\x01 \x01(\x0b\x32\x16.zap.auth.v1.TokenPairR\x06tokens\x12.\n\x07\x61\x63\x63ount\x18\x02 \x01(\x0b\x32\x14.zap.auth.v1.AccountR\x07\x61\x63\x63ount\"*\n\x0eRefreshRequest\x12\x18\n\x07refresh\x18\x01 \x01(\tR\x07refresh\"A\n\x0fRefreshResponse\x12.\n\x06tokens\x18\x01 \x01(\x0b\x32\x16.zap.auth.v1.TokenPairR\x06tokens\"\x90\x01\n\rLogoutRequest\x12\x18\n\x07refresh\x18\x01 \x01(\tR\x07refresh\x12\x1d\n\naccess_jti\x18\x02 \x01(\tR\taccessJti\x12\x46\n\x11\x61\x63\x63\x65ss_expires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0f\x61\x63\x63\x65ssExpiresAt\"\x10\n\x0eLogoutResponse\")\n\x0eGetUserRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\"8\n\x0fGetUserResponse\x12%\n\x04user\x18\x01 \x01(\x0b\x32\x11.zap.auth.v1.UserR\x04user\",\n\x0fGetUsersRequest\x12\x19\n\x08user_ids\x18\x01 \x03(\tR\x07userIds\";\n\x10GetUsersResponse\x12\'\n\x05users\x18\x01 \x03(\x0b\x32\x11.zap.auth.v1.UserR\x05users\"6\n\x18GetUserByUsernameRequest\x12\x1a\n\x08username\x18\x01 \x01(\tR\x08username\"B\n\x19GetUserByUsernameResponse\x12%\n\x04user\x18\x01 \x01(\x0b\x32\x11.zap.auth.v1.UserR\x04user\":\n\x1aGetUsersByUsernamesRequest\x12\x1c\n\tusernames\x18\x01 \x03(\tR\tusernames\"F\n\x1bGetUsersByUsernamesResponse\x12\'\n\x05users\x18\x01 \x03(\x0b\x32\x11.zap.auth.v1.UserR\x05users\"\x13\n\x11GetAccountRequest\"D\n\x12GetAccountResponse\x12.\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.zap.auth.v1.AccountR\x07\x61\x63\x63ount\"\xcf\x01\n\x14UpdateProfileRequest\x12&\n\x0c\x64isplay_name\x18\x01 \x01(\tH\x00R\x0b\x64isplayName\x88\x01\x01\x12\x15\n\x03\x62io\x18\x02 \x01(\tH\x01R\x03\x62io\x88\x01\x01\x12\"\n\navatar_url\x18\x03 \x01(\tH\x02R\tavatarUrl\x88\x01\x01\x12\x1f\n\x08username\x18\x04 \x01(\tH\x03R\x08username\x88\x01\x01\x42\x0f\n\r_display_nameB\x06\n\x04_bioB\r\n\x0b_avatar_urlB\x0b\n\t_username\"G\n\x15UpdateProfileResponse\x12.\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.zap.auth.v1.AccountR\x07\x61\x63\x63ount\"4\n\x16RequestDeletionRequest\x12\x1a\n\x08password\x18\x01 \x01(\tR\x08password\"\x9c\x01\n\x17RequestDeletionResponse\x12\x39\n\ndeleted_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tdeletedAt\x12\x46\n\x11hard_delete_after\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0fhardDeleteAfter\"3\n\x18GetDeletionStatusRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\"j\n\x0f\x44\x65letionReceipt\x12\x18\n\x07service\x18\x01 \x01(\tR\x07service\x12=\n\x0c\x63ompleted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0b\x63ompletedAt\"\x90\x01\n\x19GetDeletionStatusResponse\x12\x39\n\ndeleted_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tdeletedAt\x12\x38\n\x08receipts\x18\x02 \x03(\x0b\x32\x1c.zap.auth.v1.DeletionReceiptR\x08receipts\"\x17\n\x15\x45xportUserDataRequest\"\x9f\x01\n\x07Session\x12\x1b\n\tfamily_id\x18\x01 \x01(\tR\x08\x66\x61milyId\x12\x39\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x12<\n\x0clast_used_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nlastUsedAt\"z\n\x16\x45xportUserDataResponse\x12.\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.zap.auth.v1.AccountR\x07\x61\x63\x63ount\x12\x30\n\x08sessions\x18\x02 \x03(\x0b\x32\x14.zap.auth.v1.SessionR\x08sessions\"\x17\n\x15GetSigningKeysRequest\"{\n\x03Jwk\x12\x10\n\x03kid\x18\x01 \x01(\tR\x03kid\x12\x10\n\x03kty\x18\x02 \x01(\tR\x03kty\x12\x10\n\x03\x63rv\x18\x03 \x01(\tR\x03\x63rv\x12\x0c\n\x01x\x18\x04 \x01(\tR\x01x\x12\x0c\n\x01y\x18\x05 \x01(\tR\x01y\x12\x10\n\x03\x61lg\x18\x06 \x01(\tR\x03\x61lg\x12\x10\n\x03use\x18\x07 \x01(\tR\x03use\">\n\x16GetSigningKeysResponse\x12$\n\x04keys\x18\x01 \x03(\x0b\x32\x10.zap.auth.v1.JwkR\x04keys*O\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_MODERATOR\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03*b\n\x0c\x41\x63\x63ountState\x12\x1d\n\x19\x41\x43\x43OUNT_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41\x43\x43OUNT_STATE_ACTIVE\x10\x01\x12\x19\n\x15\x41\x43\x43OUNT_STATE_DELETED\x10\x02\x32\xc8\t\n\x0b\x41uthService\x12G\n\x08Register\x12\x1c.zap.auth.v1.RegisterRequest\x1a\x1d.zap.auth.v1.RegisterResponse\x12>\n\x05Login\x12\x19.zap.auth.v1.LoginRequest\x1a\x1a.zap.auth.v1.LoginResponse\x12\x44\n\x07Refresh\x12\x1b.zap.auth.v1.RefreshRequest\x1a\x1c.zap.auth.v1.RefreshResponse\x12\x41\n\x06Logout\x12\x1a.zap.auth.v1.LogoutRequest\x1a\x1b.zap.auth.v1.LogoutResponse\x12I\n\x07GetUser\x12\x1b.zap.auth.v1.GetUserRequest\x1a\x1c.zap.auth.v1.GetUserResponse\"\x03\x90\x02\x01\x12L\n\x08GetUsers\x12\x1c.zap.auth.v1.GetUsersRequest\x1a\x1d.zap.auth.v1.GetUsersResponse\"\x03\x90\x02\x01\x12g\n\x11GetUserByUsername\x12%.zap.auth.v1.GetUserByUsernameRequest\x1a&.zap.auth.v1.GetUserByUsernameResponse\"\x03\x90\x02\x01\x12m\n\x13GetUsersByUsernames\x12\'.zap.auth.v1.GetUsersByUsernamesRequest\x1a(.zap.auth.v1.GetUsersByUsernamesResponse\"\x03\x90\x02\x01\x12R\n\nGetAccount\x12\x1e.zap.auth.v1.GetAccountRequest\x1a\x1f.zap.auth.v1.GetAccountResponse\"\x03\x90\x02\x01\x12[\n\rUpdateProfile\x12!.zap.auth.v1.UpdateProfileRequest\x1a\".zap.auth.v1.UpdateProfileResponse\"\x03\x90\x02\x02\x12\\\n\x0fRequestDeletion\x12#.zap.auth.v1.RequestDeletionRequest\x1a$.zap.auth.v1.RequestDeletionResponse\x12g\n\x11GetDeletionStatus\x12%.zap.auth.v1.GetDeletionStatusRequest\x1a&.zap.auth.v1.GetDeletionStatusResponse\"\x03\x90\x02\x01\x12^\n\x0e\x45xportUserData\x12\".zap.auth.v1.ExportUserDataRequest\x1a#.zap.auth.v1.ExportUserDataResponse\"\x03\x90\x02\x01\x12^\n\x0eGetSigningKeys\x12\".zap.auth.v1.GetSigningKeysRequest\x1a#.zap.auth.v1.GetSigningKeysResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,6 +38,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTHSERVICE'].methods_by_name['GetUsers']._serialized_options = b'\220\002\001'
   _globals['_AUTHSERVICE'].methods_by_name['GetUserByUsername']._loaded_options = None
   _globals['_AUTHSERVICE'].methods_by_name['GetUserByUsername']._serialized_options = b'\220\002\001'
+  _globals['_AUTHSERVICE'].methods_by_name['GetUsersByUsernames']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['GetUsersByUsernames']._serialized_options = b'\220\002\001'
   _globals['_AUTHSERVICE'].methods_by_name['GetAccount']._loaded_options = None
   _globals['_AUTHSERVICE'].methods_by_name['GetAccount']._serialized_options = b'\220\002\001'
   _globals['_AUTHSERVICE'].methods_by_name['UpdateProfile']._loaded_options = None
@@ -48,10 +50,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTHSERVICE'].methods_by_name['ExportUserData']._serialized_options = b'\220\002\001'
   _globals['_AUTHSERVICE'].methods_by_name['GetSigningKeys']._loaded_options = None
   _globals['_AUTHSERVICE'].methods_by_name['GetSigningKeys']._serialized_options = b'\220\002\001'
-  _globals['_ROLE']._serialized_start=3090
-  _globals['_ROLE']._serialized_end=3169
-  _globals['_ACCOUNTSTATE']._serialized_start=3171
-  _globals['_ACCOUNTSTATE']._serialized_end=3269
+  _globals['_ROLE']._serialized_start=3222
+  _globals['_ROLE']._serialized_end=3301
+  _globals['_ACCOUNTSTATE']._serialized_start=3303
+  _globals['_ACCOUNTSTATE']._serialized_end=3401
   _globals['_USER']._serialized_start=73
   _globals['_USER']._serialized_end=266
   _globals['_ACCOUNT']._serialized_start=269
@@ -86,36 +88,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETUSERBYUSERNAMEREQUEST']._serialized_end=1600
   _globals['_GETUSERBYUSERNAMERESPONSE']._serialized_start=1602
   _globals['_GETUSERBYUSERNAMERESPONSE']._serialized_end=1668
-  _globals['_GETACCOUNTREQUEST']._serialized_start=1670
-  _globals['_GETACCOUNTREQUEST']._serialized_end=1689
-  _globals['_GETACCOUNTRESPONSE']._serialized_start=1691
-  _globals['_GETACCOUNTRESPONSE']._serialized_end=1759
-  _globals['_UPDATEPROFILEREQUEST']._serialized_start=1762
-  _globals['_UPDATEPROFILEREQUEST']._serialized_end=1969
-  _globals['_UPDATEPROFILERESPONSE']._serialized_start=1971
-  _globals['_UPDATEPROFILERESPONSE']._serialized_end=2042
-  _globals['_REQUESTDELETIONREQUEST']._serialized_start=2044
-  _globals['_REQUESTDELETIONREQUEST']._serialized_end=2096
-  _globals['_REQUESTDELETIONRESPONSE']._serialized_start=2099
-  _globals['_REQUESTDELETIONRESPONSE']._serialized_end=2255
-  _globals['_GETDELETIONSTATUSREQUEST']._serialized_start=2257
-  _globals['_GETDELETIONSTATUSREQUEST']._serialized_end=2308
-  _globals['_DELETIONRECEIPT']._serialized_start=2310
-  _globals['_DELETIONRECEIPT']._serialized_end=2416
-  _globals['_GETDELETIONSTATUSRESPONSE']._serialized_start=2419
-  _globals['_GETDELETIONSTATUSRESPONSE']._serialized_end=2563
-  _globals['_EXPORTUSERDATAREQUEST']._serialized_start=2565
-  _globals['_EXPORTUSERDATAREQUEST']._serialized_end=2588
-  _globals['_SESSION']._serialized_start=2591
-  _globals['_SESSION']._serialized_end=2750
-  _globals['_EXPORTUSERDATARESPONSE']._serialized_start=2752
-  _globals['_EXPORTUSERDATARESPONSE']._serialized_end=2874
-  _globals['_GETSIGNINGKEYSREQUEST']._serialized_start=2876
-  _globals['_GETSIGNINGKEYSREQUEST']._serialized_end=2899
-  _globals['_JWK']._serialized_start=2901
-  _globals['_JWK']._serialized_end=3024
-  _globals['_GETSIGNINGKEYSRESPONSE']._serialized_start=3026
-  _globals['_GETSIGNINGKEYSRESPONSE']._serialized_end=3088
-  _globals['_AUTHSERVICE']._serialized_start=3272
-  _globals['_AUTHSERVICE']._serialized_end=4385
+  _globals['_GETUSERSBYUSERNAMESREQUEST']._serialized_start=1670
+  _globals['_GETUSERSBYUSERNAMESREQUEST']._serialized_end=1728
+  _globals['_GETUSERSBYUSERNAMESRESPONSE']._serialized_start=1730
+  _globals['_GETUSERSBYUSERNAMESRESPONSE']._serialized_end=1800
+  _globals['_GETACCOUNTREQUEST']._serialized_start=1802
+  _globals['_GETACCOUNTREQUEST']._serialized_end=1821
+  _globals['_GETACCOUNTRESPONSE']._serialized_start=1823
+  _globals['_GETACCOUNTRESPONSE']._serialized_end=1891
+  _globals['_UPDATEPROFILEREQUEST']._serialized_start=1894
+  _globals['_UPDATEPROFILEREQUEST']._serialized_end=2101
+  _globals['_UPDATEPROFILERESPONSE']._serialized_start=2103
+  _globals['_UPDATEPROFILERESPONSE']._serialized_end=2174
+  _globals['_REQUESTDELETIONREQUEST']._serialized_start=2176
+  _globals['_REQUESTDELETIONREQUEST']._serialized_end=2228
+  _globals['_REQUESTDELETIONRESPONSE']._serialized_start=2231
+  _globals['_REQUESTDELETIONRESPONSE']._serialized_end=2387
+  _globals['_GETDELETIONSTATUSREQUEST']._serialized_start=2389
+  _globals['_GETDELETIONSTATUSREQUEST']._serialized_end=2440
+  _globals['_DELETIONRECEIPT']._serialized_start=2442
+  _globals['_DELETIONRECEIPT']._serialized_end=2548
+  _globals['_GETDELETIONSTATUSRESPONSE']._serialized_start=2551
+  _globals['_GETDELETIONSTATUSRESPONSE']._serialized_end=2695
+  _globals['_EXPORTUSERDATAREQUEST']._serialized_start=2697
+  _globals['_EXPORTUSERDATAREQUEST']._serialized_end=2720
+  _globals['_SESSION']._serialized_start=2723
+  _globals['_SESSION']._serialized_end=2882
+  _globals['_EXPORTUSERDATARESPONSE']._serialized_start=2884
+  _globals['_EXPORTUSERDATARESPONSE']._serialized_end=3006
+  _globals['_GETSIGNINGKEYSREQUEST']._serialized_start=3008
+  _globals['_GETSIGNINGKEYSREQUEST']._serialized_end=3031
+  _globals['_JWK']._serialized_start=3033
+  _globals['_JWK']._serialized_end=3156
+  _globals['_GETSIGNINGKEYSRESPONSE']._serialized_start=3158
+  _globals['_GETSIGNINGKEYSRESPONSE']._serialized_end=3220
+  _globals['_AUTHSERVICE']._serialized_start=3404
+  _globals['_AUTHSERVICE']._serialized_end=4628
 # @@protoc_insertion_point(module_scope)

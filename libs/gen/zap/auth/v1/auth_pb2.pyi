@@ -456,6 +456,46 @@ class GetUserByUsernameResponse(_message.Message):
 Global___GetUserByUsernameResponse: _TypeAlias = GetUserByUsernameResponse  # noqa: Y015
 
 @_typing.final
+class GetUsersByUsernamesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USERNAMES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def usernames(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        usernames: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["usernames", b"usernames"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUsersByUsernamesRequest: _TypeAlias = GetUsersByUsernamesRequest  # noqa: Y015
+
+@_typing.final
+class GetUsersByUsernamesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def users(self) -> _containers.RepeatedCompositeFieldContainer[Global___User]: ...
+    def __init__(
+        self,
+        *,
+        users: _abc.Iterable[Global___User] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["users", b"users"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUsersByUsernamesResponse: _TypeAlias = GetUsersByUsernamesResponse  # noqa: Y015
+
+@_typing.final
 class GetAccountRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -72,6 +72,11 @@ class AuthServiceStub:
                 request_serializer=zap_dot_auth_dot_v1_dot_auth__pb2.GetUserByUsernameRequest.SerializeToString,
                 response_deserializer=zap_dot_auth_dot_v1_dot_auth__pb2.GetUserByUsernameResponse.FromString,
                 _registered_method=True)
+        self.GetUsersByUsernames = channel.unary_unary(
+                '/zap.auth.v1.AuthService/GetUsersByUsernames',
+                request_serializer=zap_dot_auth_dot_v1_dot_auth__pb2.GetUsersByUsernamesRequest.SerializeToString,
+                response_deserializer=zap_dot_auth_dot_v1_dot_auth__pb2.GetUsersByUsernamesResponse.FromString,
+                _registered_method=True)
         self.GetAccount = channel.unary_unary(
                 '/zap.auth.v1.AuthService/GetAccount',
                 request_serializer=zap_dot_auth_dot_v1_dot_auth__pb2.GetAccountRequest.SerializeToString,
@@ -154,6 +159,14 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUsersByUsernames(self, request, context):
+        """Up to 100 usernames (case-insensitive); unknown and deleted ones are left out. Resolves
+        @mentions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetAccount(self, request, context):
         """The caller's own account, with private fields.
         """
@@ -230,6 +243,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.GetUserByUsername,
                     request_deserializer=zap_dot_auth_dot_v1_dot_auth__pb2.GetUserByUsernameRequest.FromString,
                     response_serializer=zap_dot_auth_dot_v1_dot_auth__pb2.GetUserByUsernameResponse.SerializeToString,
+            ),
+            'GetUsersByUsernames': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsersByUsernames,
+                    request_deserializer=zap_dot_auth_dot_v1_dot_auth__pb2.GetUsersByUsernamesRequest.FromString,
+                    response_serializer=zap_dot_auth_dot_v1_dot_auth__pb2.GetUsersByUsernamesResponse.SerializeToString,
             ),
             'GetAccount': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAccount,
@@ -454,6 +472,33 @@ class AuthService:
             '/zap.auth.v1.AuthService/GetUserByUsername',
             zap_dot_auth_dot_v1_dot_auth__pb2.GetUserByUsernameRequest.SerializeToString,
             zap_dot_auth_dot_v1_dot_auth__pb2.GetUserByUsernameResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsersByUsernames(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zap.auth.v1.AuthService/GetUsersByUsernames',
+            zap_dot_auth_dot_v1_dot_auth__pb2.GetUsersByUsernamesRequest.SerializeToString,
+            zap_dot_auth_dot_v1_dot_auth__pb2.GetUsersByUsernamesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,10 @@ class AuthServiceStub:
     """Public profiles only; never email or role."""
     GetUsers: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetUsersRequest, _auth_pb2.GetUsersResponse]
     GetUserByUsername: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetUserByUsernameRequest, _auth_pb2.GetUserByUsernameResponse]
+    GetUsersByUsernames: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetUsersByUsernamesRequest, _auth_pb2.GetUsersByUsernamesResponse]
+    """Up to 100 usernames (case-insensitive); unknown and deleted ones are left out. Resolves
+    @mentions.
+    """
     GetAccount: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetAccountRequest, _auth_pb2.GetAccountResponse]
     """The caller's own account, with private fields."""
     UpdateProfile: _grpc.UnaryUnaryMultiCallable[_auth_pb2.UpdateProfileRequest, _auth_pb2.UpdateProfileResponse]
@@ -72,6 +76,10 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """Public profiles only; never email or role."""
     GetUsers: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetUsersRequest, _auth_pb2.GetUsersResponse]  # type: ignore[assignment]
     GetUserByUsername: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetUserByUsernameRequest, _auth_pb2.GetUserByUsernameResponse]  # type: ignore[assignment]
+    GetUsersByUsernames: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetUsersByUsernamesRequest, _auth_pb2.GetUsersByUsernamesResponse]  # type: ignore[assignment]
+    """Up to 100 usernames (case-insensitive); unknown and deleted ones are left out. Resolves
+    @mentions.
+    """
     GetAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetAccountRequest, _auth_pb2.GetAccountResponse]  # type: ignore[assignment]
     """The caller's own account, with private fields."""
     UpdateProfile: _aio.UnaryUnaryMultiCallable[_auth_pb2.UpdateProfileRequest, _auth_pb2.UpdateProfileResponse]  # type: ignore[assignment]
@@ -138,6 +146,16 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.GetUserByUsernameRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.GetUserByUsernameResponse, _abc.Awaitable[_auth_pb2.GetUserByUsernameResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetUsersByUsernames(
+        self,
+        request: _auth_pb2.GetUsersByUsernamesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.GetUsersByUsernamesResponse, _abc.Awaitable[_auth_pb2.GetUsersByUsernamesResponse]]:
+        """Up to 100 usernames (case-insensitive); unknown and deleted ones are left out. Resolves
+        @mentions.
+        """
 
     @_abc_1.abstractmethod
     def GetAccount(

@@ -251,12 +251,15 @@ class ReportRequest(_message.Message):
     AUTHOR_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
     content_kind: Global___ContentKind.ValueType
     content_id: _builtins.str
     author_id: _builtins.str
     """The reported content's author, as feed knows it."""
     reason: Global___ReportReason.ValueType
     note: _builtins.str
+    text: _builtins.str
+    """The reported text as the reporter saw it, for the reviewer."""
     def __init__(
         self,
         *,
@@ -265,10 +268,11 @@ class ReportRequest(_message.Message):
         author_id: _builtins.str = ...,
         reason: Global___ReportReason.ValueType = ...,
         note: _builtins.str = ...,
+        text: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_id", b"author_id", "content_id", b"content_id", "content_kind", b"content_kind", "note", b"note", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_id", b"author_id", "content_id", b"content_id", "content_kind", b"content_kind", "note", b"note", "reason", b"reason", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

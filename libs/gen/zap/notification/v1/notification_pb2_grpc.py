@@ -89,7 +89,8 @@ class NotificationServiceServicer:
 
     def Subscribe(self, request, context):
         """Replays what was stored after `cursor` in order, then streams live notifications, with
-        heartbeats. Every notification carries the cursor to resume from after it.
+        heartbeats. Every notification carries the cursor to resume from after it. A heartbeat
+        follows the replay at once (the stream has caught up) and then any quiet period.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

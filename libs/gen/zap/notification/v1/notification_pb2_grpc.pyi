@@ -41,7 +41,8 @@ class NotificationServiceStub:
     GetUnreadCount: _grpc.UnaryUnaryMultiCallable[_notification_pb2.GetUnreadCountRequest, _notification_pb2.GetUnreadCountResponse]
     Subscribe: _grpc.UnaryStreamMultiCallable[_notification_pb2.SubscribeRequest, _notification_pb2.SubscribeResponse]
     """Replays what was stored after `cursor` in order, then streams live notifications, with
-    heartbeats. Every notification carries the cursor to resume from after it.
+    heartbeats. Every notification carries the cursor to resume from after it. A heartbeat
+    follows the replay at once (the stream has caught up) and then any quiet period.
     """
     ExportUserData: _grpc.UnaryUnaryMultiCallable[_notification_pb2.ExportUserDataRequest, _notification_pb2.ExportUserDataResponse]
     """Everything notification holds about the caller (GDPR export)."""
@@ -59,7 +60,8 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
     GetUnreadCount: _aio.UnaryUnaryMultiCallable[_notification_pb2.GetUnreadCountRequest, _notification_pb2.GetUnreadCountResponse]  # type: ignore[assignment]
     Subscribe: _aio.UnaryStreamMultiCallable[_notification_pb2.SubscribeRequest, _notification_pb2.SubscribeResponse]  # type: ignore[assignment]
     """Replays what was stored after `cursor` in order, then streams live notifications, with
-    heartbeats. Every notification carries the cursor to resume from after it.
+    heartbeats. Every notification carries the cursor to resume from after it. A heartbeat
+    follows the replay at once (the stream has caught up) and then any quiet period.
     """
     ExportUserData: _aio.UnaryUnaryMultiCallable[_notification_pb2.ExportUserDataRequest, _notification_pb2.ExportUserDataResponse]  # type: ignore[assignment]
     """Everything notification holds about the caller (GDPR export)."""
@@ -98,7 +100,8 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_notification_pb2.SubscribeResponse], _abc.AsyncIterator[_notification_pb2.SubscribeResponse]]:
         """Replays what was stored after `cursor` in order, then streams live notifications, with
-        heartbeats. Every notification carries the cursor to resume from after it.
+        heartbeats. Every notification carries the cursor to resume from after it. A heartbeat
+        follows the replay at once (the stream has caught up) and then any quiet period.
         """
 
     @_abc_1.abstractmethod

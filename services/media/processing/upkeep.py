@@ -1,0 +1,73 @@
+"""Housekeeping: raw uploads nobody completed (or re-sent after processing), processing
+jobs that were lost, and deleted accounts, whose media leaves the store."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from services.media.library.repository import MediaRepository
+from services.media.models import MediaStatus
+from services.media.object_store import owner_prefixes
+from services.media.resources import JOB_QUEUE, MediaResources
+from services.media.uploads.service import process_job_id
+from zapcore.logging import get_logger
+
+log = get_logger(__name__)
+
+SWEEP_BATCH = 500
+
+
+async def sweep_uploads(resources: MediaResources) -> int:
+    """Empty the raw upload keys whose presigned POST has expired (a client may upload to it
+    until then, even after a refusal or after processing); uploads never completed fail."""
+    now = datetime.now(UTC)
+    expired_before = now - timedelta(seconds=resources.settings.stale_upload_grace_seconds)
+    cleared = 0
+    while True:
+        async with resources.db.unit_of_work() as session:
+            repository = MediaRepository(session)
+            batch = await repository.uncleared_uploads(expired_before, SWEEP_BATCH)
+            if not batch:
+                break
+            # Rows stay locked (SKIP LOCKED for other sweepers) until the objects are gone.
+            await resources.store.delete([m.upload_key for m in batch])
+            pending = [m.id for m in batch if m.status == MediaStatus.PENDING]
+            await repository.expire_pending(pending, now)
+            await repository.mark_cleared([m.id for m in batch], now)
+        cleared += len(batch)
+        if len(batch) < SWEEP_BATCH:
+            break
+    if cleared:
+        log.info("media.uploads_swept", count=cleared)
+    return cleared
+
+
+async def requeue_stuck(resources: MediaResources) -> int:
+    """Queue again the processing of media whose job was lost (arq keeps a job id unique)."""
+    before = datetime.now(UTC) - timedelta(
+        seconds=resources.settings.processing_retry_after_seconds
+    )
+    async with resources.db.read_only() as session:
+        stuck = await MediaRepository(session).stuck_processing(before, SWEEP_BATCH)
+    queued = 0
+    for media_id in stuck:
+        job = await resources.jobs.enqueue_job(
+            "process_media", str(media_id), _job_id=process_job_id(media_id), _queue_name=JOB_QUEUE
+        )
+        queued += job is not None
+    return queued
+
+
+async def forget_owner(resources: MediaResources, owner_id: uuid.UUID) -> None:
+    """Every object and record of one owner, gone (the account-deletion cascade); idempotent.
+
+    Objects first: a retry after a failure finds the records that still name them. A job
+    still processing this owner's upload finds its record gone and deletes what it wrote.
+    """
+    deleted = 0
+    for prefix in owner_prefixes(owner_id):
+        deleted += await resources.store.delete_prefix(prefix)
+    async with resources.db.unit_of_work() as session:
+        rows = await MediaRepository(session).delete_owned_by(owner_id)
+    log.info("media.owner_forgotten", user_id=str(owner_id), objects=deleted, records=rows)

@@ -1,0 +1,67 @@
+"""What moderation holds open while it runs: database, Redis, job queue, feed, rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from arq.connections import ArqRedis
+from redis.asyncio import Redis
+
+from services.moderation.settings import ModerationSettings
+from services.moderation.tier1.rules import RuleSet
+from services.moderation.tier2.policy import Thresholds
+from zap.feed.v1 import feed_pb2
+from zapcore.db import Database
+from zapcore.events import EventPublisher
+from zapcore.identity import IdentitySigner
+from zapcore.pagination import CursorCodec
+from zapcore.peers import Peers
+from zapcore.redis import create_redis
+from zapcore.settings import PlatformSettings
+
+if TYPE_CHECKING:
+    from zap.feed.v1.feed_pb2_grpc import FeedServiceAsyncStub as FeedClient
+else:
+    from zap.feed.v1.feed_pb2_grpc import FeedServiceStub as FeedClient
+
+JOB_QUEUE = "zap:moderation:jobs"
+
+
+@dataclass
+class ModerationResources:
+    platform: PlatformSettings
+    settings: ModerationSettings
+    db: Database
+    redis: Redis
+    jobs: ArqRedis
+    events: EventPublisher
+    cursors: CursorCodec
+    peers: Peers
+    feed: FeedClient
+    rules: RuleSet
+    thresholds: Thresholds
+
+    @classmethod
+    def open(cls, platform: PlatformSettings, settings: ModerationSettings) -> ModerationResources:
+        redis = create_redis(platform.redis_url)
+        secret = platform.internal_secret.get_secret_value()
+        peers = Peers(IdentitySigner(secret), caller="moderation")
+        return cls(
+            platform=platform,
+            settings=settings,
+            db=Database(settings.database_url, pool_size=settings.db_pool_size),
+            redis=redis,
+            jobs=ArqRedis(connection_pool=redis.connection_pool),
+            events=EventPublisher(redis, producer="moderation"),
+            cursors=CursorCodec(secret, "moderation"),
+            peers=peers,
+            feed=FeedClient(peers.channel(platform.feed_target, feed_pb2.DESCRIPTOR)),
+            rules=settings.rules(),
+            thresholds=settings.thresholds(),
+        )
+
+    async def close(self) -> None:
+        await self.peers.close()
+        await self.db.dispose()
+        await self.redis.aclose()

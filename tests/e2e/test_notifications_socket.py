@@ -1,0 +1,186 @@
+"""WS /ws/notifications/ admission and close codes: tokens (bad, expired, expiring, revoked),
+cursors, origins, rate limits and what clients may send. (Clients that fall behind:
+tests/gateway/test_notification_relay.py, since real sockets on one machine buffer megabytes
+before a sender notices.)"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from services.auth.tokens.keys import KeyRing
+from tests import factories
+from tests.e2e.notification_helpers import LiveSocket, live_socket, socket_url
+from tests.factories import PASSWORD, make_user
+from tests.support.stack import Stack, gateway_settings, serve_gateway
+
+
+def forged(stack: Stack, user: factories.TestUser, **claims: Any) -> str:
+    """An access token signed with auth's real key, with these claims changed."""
+    ring = KeyRing.load(stack.auth_settings.signing_keys_dir)
+    now = int(time.time())
+    body = {
+        "iss": "zap-auth",
+        "aud": "zap-api",
+        "sub": user.id,
+        "iat": now,
+        "exp": now + 600,
+        "jti": str(uuid.uuid4()),
+        "typ": "access",
+        "role": "user",
+        **claims,
+    }
+    return jwt.encode(body, ring.signing_key, algorithm="ES256", headers={"kid": ring.active_kid})
+
+
+@contextlib.asynccontextmanager
+async def gateway(stack: Stack, **settings: Any) -> AsyncIterator[str]:
+    """A second gateway over the same services, with these settings."""
+    async with serve_gateway(stack.platform, gateway_settings(**settings)) as url:
+        yield url
+
+
+async def close_code(base_url: str, **params: str) -> tuple[int, str]:
+    async with live_socket(base_url, wait_ready=False, **params) as socket:
+        return await socket.closed()
+
+
+# --- tokens -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param("", id="missing"),
+        pytest.param("not-a-jwt", id="garbage"),
+        pytest.param("a.b.c", id="three dots"),
+    ],
+)
+async def test_bad_tokens_are_refused_with_4401(stack: Stack, token: str) -> None:
+    code, reason = await close_code(stack.gateway_url, token=token)
+    assert code == 4401
+    assert reason
+
+
+async def test_expired_and_refresh_tokens_are_refused_with_4401(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    user = await make_user(client)
+    expired = forged(stack, user, iat=int(time.time()) - 3600, exp=int(time.time()) - 1800)
+    assert (await close_code(stack.gateway_url, token=expired))[0] == 4401
+    assert (await close_code(stack.gateway_url, token=user.refresh))[0] == 4401
+    # The same refusal when the token comes as the bearer subprotocol.
+    async with live_socket(
+        stack.gateway_url, token=expired, subprotocol=True, wait_ready=False
+    ) as s:
+        assert s.ws.subprotocol == "bearer"
+        assert (await s.closed())[0] == 4401
+
+
+async def test_the_socket_closes_when_its_token_expires(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    user = await make_user(client)
+    token = forged(stack, user, exp=int(time.time()) + 3)
+    async with live_socket(stack.gateway_url, token=token) as socket:
+        code, reason = await socket.closed(timeout=10)
+    assert code == 4401
+    assert "expired" in reason
+
+
+async def test_logout_and_account_deletion_close_open_sockets(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    leaving, deleting = await make_user(client), await make_user(client)
+    async with (
+        gateway(stack, ws_token_check_seconds=0.2) as url,
+        live_socket(url, leaving) as logged_out,
+        live_socket(url, deleting) as deleted,
+    ):
+        answer = await client.post(
+            "/api/v1/auth/logout/", json={"refresh": leaving.refresh}, headers=leaving.headers
+        )
+        assert answer.status_code == 204, answer.text
+        answer = await client.request(
+            "DELETE", "/api/v1/auth/me/", json={"password": PASSWORD}, headers=deleting.headers
+        )
+        assert answer.status_code == 202, answer.text
+        for socket in (logged_out, deleted):
+            code, reason = await socket.closed(timeout=10)
+            assert code == 4401
+            assert "revoked" in reason
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+async def test_an_invalid_cursor_is_refused_with_4400(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    user = await make_user(client)
+    code, _ = await close_code(stack.gateway_url, token=user.access, cursor="not-a-cursor")
+    assert code == 4400
+    code, _ = await close_code(stack.gateway_url, token=user.access, cursor="x" * 2000)
+    assert code == 4400
+
+
+async def test_a_foreign_origin_is_refused_with_4403(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    user = await make_user(client)
+    async with gateway(stack, cors_origins=["https://app.zap.example"]) as url:
+        async with live_socket(url, user, origin="https://evil.example", wait_ready=False) as s:
+            assert (await s.closed())[0] == 4403
+        async with live_socket(url, user, origin="https://app.zap.example") as s:
+            assert s.ready is not None
+
+
+async def test_too_many_connections_are_refused_with_1008(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    user = await make_user(client)
+    async with (
+        gateway(stack, rate_limit_user="2/minute") as url,
+        live_socket(url, user),
+        live_socket(url, user),
+        live_socket(url, user, wait_ready=False) as third,
+    ):
+        code, reason = await third.closed()
+    assert code == 1008
+    assert "rate limited" in reason
+
+
+async def test_ping_is_answered_and_anything_else_closes_with_1008(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    user = await make_user(client)
+    async with live_socket(stack.gateway_url, user) as socket:
+        await socket.ws.send('{"type": "ping"}')
+        assert await _next_non_heartbeat(socket) == {"type": "pong"}
+        await socket.ws.send('{"type": "subscribe", "to": "everything"}')
+        assert (await socket.closed())[0] == 1008
+
+
+async def test_plain_http_is_not_a_websocket(stack: Stack, client: httpx.AsyncClient) -> None:
+    answer = await client.get("/ws/notifications/")
+    assert answer.status_code in (400, 403, 404, 426)
+    with pytest.raises(InvalidStatus):
+        async with connect(socket_url(stack.gateway_url).replace("/ws/", "/ws/nope/"), proxy=None):
+            pass
+
+
+async def _next_non_heartbeat(socket: LiveSocket) -> dict[str, Any]:
+    while True:
+        message = await asyncio.wait_for(socket.message(), 10)
+        if message["type"] != "heartbeat":
+            return message

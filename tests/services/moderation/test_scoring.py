@@ -1,0 +1,110 @@
+"""Tier 2 without the happy path: thresholds at their edges, the model missing, recovery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from arq import Retry
+
+from services.feed.posts.scoring import request_missing_scores
+from services.feed.resources import FeedResources
+from services.moderation.resources import ModerationResources
+from services.moderation.tier2.classifiers import ModelUnavailable, load_classifier
+from services.moderation.tier2.policy import Outcome, Thresholds
+from services.moderation.worker import score_content
+from tests.e2e.feed_helpers import feed_sql, post
+from tests.factories import make_user
+from tests.support.stack import Stack
+from tests.support.waiting import eventually
+
+DEFAULT = Thresholds()
+
+
+@pytest.mark.parametrize(
+    ("score", "outcome"),
+    [
+        (0.0, Outcome.CLEAN),
+        (0.3999, Outcome.CLEAN),
+        (0.40, Outcome.REVIEW),
+        (0.6999, Outcome.REVIEW),
+        (0.70, Outcome.SHADOW_BAN),
+        (0.8499, Outcome.SHADOW_BAN),
+        (0.85, Outcome.REMOVE),
+        (1.0, Outcome.REMOVE),
+    ],
+)
+def test_threshold_edges(score: float, outcome: Outcome) -> None:
+    assert DEFAULT.outcome(score)[0] == outcome
+
+
+def test_thresholds_must_be_ordered() -> None:
+    with pytest.raises(ValueError, match="thresholds"):
+        Thresholds(remove_at=0.5, shadow_ban_at=0.7)
+
+
+def test_a_missing_detoxify_checkpoint_is_model_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(ModelUnavailable):
+        load_classifier(tmp_path / "unbiased.ckpt")
+
+
+async def test_without_a_model_the_job_retries_and_records_nothing(
+    stack: Stack, tmp_path: Path
+) -> None:
+    settings = stack.settings["moderation"].model_copy(
+        update={"detoxify_checkpoint": tmp_path / "missing.ckpt"}
+    )
+    resources = ModerationResources.open(stack.platform, settings)  # type: ignore[arg-type]
+    content_id = "01900000-0000-7000-8000-0000000000aa"
+    try:
+        with pytest.raises(Retry):
+            await score_content({"resources": resources}, "post", content_id, "", "you idiot", 1)
+    finally:
+        await resources.close()
+    dsn = stack.settings["moderation"].database_url.replace("postgresql+asyncpg", "postgresql")
+    connection = await asyncpg.connect(dsn)
+    try:
+        assert (
+            await connection.fetchval(
+                "SELECT count(*) FROM scores WHERE content_id = $1::uuid", content_id
+            )
+            == 0
+        )
+    finally:
+        await connection.close()
+
+
+async def test_unscored_content_is_asked_for_again(client: httpx.AsyncClient, stack: Stack) -> None:
+    author = await make_user(client)
+    created = await post(client, author, "you are a fucking idiot")
+    post_id = created["id"]
+
+    async def score() -> object:
+        return await feed_sql(
+            stack, "SELECT moderation_score FROM posts WHERE id = $1::uuid", post_id
+        )
+
+    await eventually(score, lambda v: v is not None, timeout=30)
+    # As if moderation had been down: unscored, a few minutes old, never recorded there.
+    await feed_sql(
+        stack,
+        "UPDATE posts SET moderation_score = NULL, moderation_source_id = NULL, visibility = 1,"
+        " created_at = now() - interval '5 minutes' WHERE id = $1::uuid",
+        post_id,
+    )
+    dsn = stack.settings["moderation"].database_url.replace("postgresql+asyncpg", "postgresql")
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute("DELETE FROM scores WHERE content_id = $1::uuid", post_id)
+        await connection.execute("DELETE FROM decisions WHERE content_id = $1::uuid", post_id)
+    finally:
+        await connection.close()
+
+    resources = FeedResources.open(stack.platform, stack.settings["feed"])  # type: ignore[arg-type]
+    try:
+        assert await request_missing_scores(resources) >= 1
+    finally:
+        await resources.close()
+    assert await eventually(score, lambda v: v is not None, timeout=30) >= 0.85
