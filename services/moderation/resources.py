@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from services.moderation.settings import ModerationSettings
 from services.moderation.tier1.rules import RuleSet
 from services.moderation.tier2.policy import Thresholds
+from zap.auth.v1 import auth_pb2
 from zap.feed.v1 import feed_pb2
 from zapcore.db import Database
 from zapcore.events import EventPublisher
@@ -21,8 +22,10 @@ from zapcore.redis import create_redis
 from zapcore.settings import PlatformSettings
 
 if TYPE_CHECKING:
+    from zap.auth.v1.auth_pb2_grpc import AuthServiceAsyncStub as AuthClient
     from zap.feed.v1.feed_pb2_grpc import FeedServiceAsyncStub as FeedClient
 else:
+    from zap.auth.v1.auth_pb2_grpc import AuthServiceStub as AuthClient
     from zap.feed.v1.feed_pb2_grpc import FeedServiceStub as FeedClient
 
 JOB_QUEUE = "zap:moderation:jobs"
@@ -39,6 +42,7 @@ class ModerationResources:
     cursors: CursorCodec
     peers: Peers
     feed: FeedClient
+    auth: AuthClient
     rules: RuleSet
     thresholds: Thresholds
 
@@ -57,6 +61,7 @@ class ModerationResources:
             cursors=CursorCodec(secret, "moderation"),
             peers=peers,
             feed=FeedClient(peers.channel(platform.feed_target, feed_pb2.DESCRIPTOR)),
+            auth=AuthClient(peers.channel(platform.auth_target, auth_pb2.DESCRIPTOR)),
             rules=settings.rules(),
             thresholds=settings.thresholds(),
         )

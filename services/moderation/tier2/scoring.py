@@ -18,6 +18,7 @@ from services.moderation.repository import ModerationRepository
 from services.moderation.resources import ModerationResources
 from services.moderation.tier2.classifiers import Classifier
 from services.moderation.tier2.policy import Outcome
+from zap.auth.v1 import auth_pb2
 from zap.common.v1 import common_pb2
 from zap.events.v1 import events_pb2
 from zap.feed.v1 import feed_pb2
@@ -64,7 +65,13 @@ async def score_content(
     except grpc.aio.AioRpcError as error:
         if error.code() != grpc.StatusCode.NOT_FOUND:
             raise
+        # Deleted meanwhile (by its author, or with their account): nothing to record.
         log.info("moderation.content_gone", content_id=str(content_id))
+        return outcome
+    if author_id is not None and not await _author_exists(resources, author_id):
+        # The account was deleted while the job waited: recording now would bring its id
+        # back after the deletion cascade has already cleaned moderation up.
+        return outcome
 
     async with resources.db.unit_of_work() as session:
         repository = ModerationRepository(session)
@@ -121,6 +128,12 @@ async def score_content(
         "moderation.scored", content_id=str(content_id), score=round(score, 4), outcome=outcome
     )
     return outcome
+
+
+async def _author_exists(resources: ModerationResources, author_id: uuid.UUID) -> bool:
+    with acting_as_service():
+        answer = await resources.auth.GetUsers(auth_pb2.GetUsersRequest(user_ids=[str(author_id)]))
+    return bool(answer.users)
 
 
 async def _publish(resources: ModerationResources, event: events_pb2.ModerationDecided) -> None:
