@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import httpx
 
 PASSWORD = "correct horse battery staple"
@@ -53,3 +54,20 @@ async def make_user(client: httpx.AsyncClient, **overrides: Any) -> TestUser:
         access=tokens.json()["access"],
         refresh=tokens.json()["refresh"],
     )
+
+
+async def make_moderator(client: httpx.AsyncClient, auth_database_url: str) -> TestUser:
+    """A new user with the moderator role (set in auth's database, then signed in again)."""
+    user = await make_user(client)
+    connection = await asyncpg.connect(
+        auth_database_url.replace("postgresql+asyncpg", "postgresql")
+    )
+    try:
+        await connection.execute("UPDATE users SET role = 'moderator' WHERE id = $1::uuid", user.id)
+    finally:
+        await connection.close()
+    login = await client.post(
+        "/api/v1/auth/login/", json={"email": user.email, "password": user.password}
+    )
+    user.access = login.json()["access"]
+    return user

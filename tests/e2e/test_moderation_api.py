@@ -14,6 +14,7 @@ from arq.connections import ArqRedis, RedisSettings
 from arq.jobs import JobStatus
 
 from services.moderation.resources import JOB_QUEUE
+from tests import factories
 from tests.e2e.feed_helpers import feed_sql, post
 from tests.factories import TestUser as User
 from tests.factories import make_user
@@ -45,18 +46,7 @@ async def scored(stack: Stack, post_id: str) -> float:
 
 
 async def make_moderator(client: httpx.AsyncClient, stack: Stack) -> User:
-    user = await make_user(client)
-    dsn = stack.settings["auth"].database_url.replace("postgresql+asyncpg", "postgresql")
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute("UPDATE users SET role = 'moderator' WHERE id = $1::uuid", user.id)
-    finally:
-        await connection.close()
-    login = await client.post(
-        "/api/v1/auth/login/", json={"email": user.email, "password": user.password}
-    )
-    user.access = login.json()["access"]
-    return user
+    return await factories.make_moderator(client, stack.settings["auth"].database_url)
 
 
 async def test_each_tier2_band_applies_its_outcome(client: httpx.AsyncClient, stack: Stack) -> None:
