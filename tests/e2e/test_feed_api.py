@@ -190,8 +190,11 @@ async def test_pages_neither_skip_nor_repeat_while_posts_arrive_and_scores_chang
         seen += [entry["id"] for entry in page.json()["results"]]
         cursor = page.json()["next_cursor"]
 
-    assert len(seen) == len(set(seen))
-    assert set(seen) == set(posted)
+    assert len(seen) == len(set(seen))  # nothing repeated
+    assert set(posted) <= set(seen)  # nothing skipped
+    # A post that arrived meanwhile may show on a later page (if it ranks below the bound,
+    # e.g. scored by moderation before its fanout), but nothing else may appear.
+    assert set(seen) - set(posted) <= {late["id"]}
     assert late["id"] in await home_ids(client, reader)  # the next first page shows it
 
 
