@@ -12,7 +12,7 @@ Connecting
 Messages (server to client, JSON text)
     {"type": "notification", "cursor": "...", "notification": {...}}   (as in the REST list)
     {"type": "ready", "cursor": "...", "sent_at": "..."}     once, when the replay is done
-    {"type": "heartbeat", "cursor": "...", "sent_at": "..."}  when quiet (every ~15 s)
+    {"type": "heartbeat", "cursor": "...", "sent_at": "..."}  when quiet (every ~25 s)
     {"type": "pong"}                                          answer to {"type": "ping"}
     Keep the latest `cursor` of any of them and reconnect with it. A regrouped notification
     (a new like on a liked post) arrives again with the same id, its new count and cursor.
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -142,6 +143,9 @@ async def serve(websocket: WebSocket, edge: EdgeState) -> None:
         code, reason = close.code, close.reason
     except ClientGone:
         code = NORMAL
+    except Exception:
+        log.exception("ws.failed", path="/ws/notifications/")
+        code, reason = INTERNAL, "unexpected error; reconnect with your cursor"
     finally:
         OPEN_SOCKETS.dec()
         CLOSED_SOCKETS.labels(str(code)).inc()
@@ -326,7 +330,9 @@ class Relay:
                 raise Close(
                     UNAUTHORIZED, "token expired; reconnect with a fresh token and your cursor"
                 )
-            await asyncio.sleep(min(left, self._settings.ws_token_check_seconds))
+            # Jittered, so sockets opened together do not all ask Redis in the same instant.
+            check = self._settings.ws_token_check_seconds * random.uniform(0.8, 1.2)  # noqa: S311
+            await asyncio.sleep(min(left, check))
             try:
                 denied = await deny_list.is_denied(
                     claims.token_id, claims.user_id, claims.issued_at

@@ -222,6 +222,14 @@ def find_process(*argv: str) -> int | None:
     return None
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int | None) -> int | None:
     if pid is None:
         return None
@@ -270,8 +278,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             f"  {len(sockets)} open and ready in {open_seconds:.1f} s; idle {args.idle} s",
             flush=True,
         )
+        cpu_before = {"gateway": cpu_seconds(gateway_pid), "notification": cpu_seconds(service_pid)}
         await asyncio.sleep(args.idle)
         after = {"gateway": rss_kib(gateway_pid), "notification": rss_kib(service_pid)}
+        idle_cpu = {
+            name: round((cpu_seconds(pid) - cpu_before[name]) / args.idle * 100, 1)
+            for name, pid in (("gateway", gateway_pid), ("notification", service_pid))
+            if pid is not None
+        }
 
         rates = [float(r) for r in args.rates.split(",")]
         pairs = (
@@ -309,8 +323,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "rss_kib_before": before,
         "rss_kib_after": after,
         "bytes_per_idle_connection": per_socket,
+        "idle_cpu_percent": idle_cpu,
     }
     print(f"memory per idle connection: {per_socket} bytes (RSS delta / sockets)")
+    print(f"CPU with the sockets open and idle: {idle_cpu} % of one core")
     return result
 
 
@@ -365,9 +381,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--url", default="http://127.0.0.1:8080")
     parser.add_argument("--sockets", type=int, default=1000)
     parser.add_argument("--likers", type=int, default=20)
-    parser.add_argument("--rates", default="10,20,40", help="like rates per second, one level each")
+    parser.add_argument("--rates", default="10,20,30", help="like rates per second, one level each")
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--idle", type=float, default=5.0, help="idle time before measuring RSS")
+    parser.add_argument(
+        "--idle", type=float, default=30.0, help="idle time before measuring RSS and idle CPU"
+    )
     parser.add_argument("--settle", type=float, default=5.0, help="pause after the set-up writes")
     parser.add_argument("--gateway-pid", type=int, default=None)
     parser.add_argument("--notification-pid", type=int, default=None)

@@ -28,8 +28,10 @@ class NotificationSettings(ServiceSettings):
     dedup_days: int = Field(default=7, ge=1)
 
     # --- live delivery (Subscribe) ---------------------------------------------------------
-    # A heartbeat is sent on every stream that had nothing else to say for this long.
-    heartbeat_seconds: float = Field(default=15.0, gt=0)
+    # A heartbeat is sent on every stream that had nothing else to say for about this long
+    # (within 20%, so streams opened together spread out); below the usual 60 s proxy idle
+    # timeouts, and the gateway's WebSocket pings keep quieter links alive too.
+    heartbeat_seconds: float = Field(default=25.0, gt=0)
     # Idle streams also compare their position with the database this often, so a live
     # message lost on the way (a Redis blip) arrives late instead of never.
     resync_seconds: float = Field(default=60.0, gt=0)

@@ -13,7 +13,9 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from tests import factories
 from tests.factories import TestUser
+from tests.support.stack import Stack
 from tests.support.waiting import eventually
 
 
@@ -143,3 +145,8 @@ async def unread_count(client: httpx.AsyncClient, user: TestUser) -> int:
     assert answer.status_code == 200, answer.text
     count: int = answer.json()["unread_count"]
     return count
+
+
+async def make_moderator(client: httpx.AsyncClient, stack: Stack) -> TestUser:
+    """A new user with the moderator role."""
+    return await factories.make_moderator(client, stack.settings["auth"].database_url)

@@ -7,9 +7,16 @@ from __future__ import annotations
 import httpx
 
 from tests.e2e.feed_helpers import follow, post
-from tests.e2e.notification_helpers import like, listed, live_socket, unlike, wait_listed
+from tests.e2e.notification_helpers import (
+    like,
+    listed,
+    live_socket,
+    make_moderator,
+    unlike,
+    wait_listed,
+)
 from tests.factories import make_user
-from tests.support.stack import Stack, run_worker
+from tests.support.stack import Stack, gateway_settings, run_worker, serve_gateway
 from tests.support.waiting import eventually
 
 
@@ -189,3 +196,70 @@ async def test_stopping_the_deliver_worker_loses_nothing(
     assert [n["kind"] for n in got] == ["like", "like", "like", "follow"]
     assert [n["post_id"] for n in got[:3]] == [p["id"] for p in posts]
     assert len(await listed(client, author)) == 4
+
+
+# --- mentions and moderation (produced by feed and moderation) -------------------------------
+
+
+async def test_a_mention_arrives(stack: Stack, client: httpx.AsyncClient) -> None:
+    author, friend = await make_user(client), await make_user(client)
+    async with live_socket(stack.gateway_url, friend) as socket:
+        written = await post(client, author, f"look at this @{friend.username}")
+        notification = await socket.notification()
+    assert notification["kind"] == "mention"
+    assert notification["post_id"] == written["id"]
+    assert [a["id"] for a in notification["actors"]] == [author.id]
+
+
+async def test_a_moderators_removal_reaches_the_author_and_the_reporter(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    author, reporter = await make_user(client), await make_user(client)
+    written = await post(client, author, "perfectly polite, yet reported")
+    answer = await client.post(
+        f"/api/v1/posts/{written['id']}/report/",
+        json={"reason": "harassment"},
+        headers=reporter.headers,
+    )
+    assert answer.status_code == 201, answer.text
+    moderator = await make_moderator(client, stack)
+    queue = await client.get(
+        "/api/v1/moderation/queue/", params={"source": "reports"}, headers=moderator.headers
+    )
+    item = next(i for i in queue.json()["results"] if i["content_id"] == written["id"])
+    await client.post(f"/api/v1/moderation/queue/{item['id']}/claim/", headers=moderator.headers)
+    async with (
+        live_socket(stack.gateway_url, author) as authors,
+        live_socket(stack.gateway_url, reporter) as reporters,
+    ):
+        decided = await client.post(
+            f"/api/v1/moderation/queue/{item['id']}/decision/",
+            json={"action": "remove", "note": "harassment confirmed"},
+            headers=moderator.headers,
+        )
+        assert decided.status_code == 201, decided.text
+        for socket in (authors, reporters):
+            told = await socket.notification()
+            assert (told["kind"], told["action"], told["reason"], told["post_id"]) == (
+                "moderation",
+                "removed",
+                "harassment confirmed",
+                written["id"],
+            )
+            assert told["actors"] == []
+
+
+async def test_every_socket_of_a_user_gets_it_whichever_gateway_holds_it(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    author, fan = await make_user(client), await make_user(client)
+    written = await post(client, author, "seen everywhere")
+    async with (
+        serve_gateway(stack.platform, gateway_settings()) as second,
+        live_socket(stack.gateway_url, author) as phone,
+        live_socket(second, author, subprotocol=True) as laptop,
+    ):
+        await like(client, fan, written["id"])
+        on_phone, on_laptop = await phone.notification(), await laptop.notification()
+    assert on_phone == on_laptop
+    assert on_phone["post_id"] == written["id"]

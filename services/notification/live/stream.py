@@ -18,6 +18,7 @@ reconnects from its cursor; the hub's reader and every other stream carry on una
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -52,7 +53,10 @@ class LiveStream:
         start = self._r.cursors.parse_position(cursor) if cursor else None
         loop = asyncio.get_running_loop()
         async with self._hub.subscription(user_id) as live:
-            position = start if start is not None else await self._last_cursor(user_id)
+            last = await self._last_cursor(user_id)
+            # A cursor beyond the recipient's sequence (another account's, or from before a
+            # restore) would make every live message look old: start from what exists.
+            position = last if start is None else min(start, last)
             async for at, message in self._changes_after(user_id, position):
                 position = at
                 yield Response(notification=message)
@@ -64,9 +68,9 @@ class LiveStream:
                     position = at
                     yield Response(notification=message)
             yield self._heartbeat(position)
-            resync_at = loop.time() + settings.resync_seconds
+            resync_at = loop.time() + _jittered(settings.resync_seconds)
             while True:
-                item = await live.next(settings.heartbeat_seconds)
+                item = await live.next(_jittered(settings.heartbeat_seconds))
                 if live.overflowed:
                     raise SlowConsumer(
                         "live notifications were not read fast enough; reconnect from your cursor"
@@ -74,7 +78,7 @@ class LiveStream:
                 if item is None or isinstance(item, Resync) or item.cursor > position + 1:
                     due = item is not None or loop.time() >= resync_at
                     if due:
-                        resync_at = loop.time() + settings.resync_seconds
+                        resync_at = loop.time() + _jittered(settings.resync_seconds)
                         async for at, message in self._changes_after(user_id, position):
                             position = at
                             yield Response(notification=message)
@@ -108,3 +112,9 @@ class LiveStream:
                 sent_at=to_timestamp(datetime.now(UTC)), cursor=self._r.cursors.position(position)
             )
         )
+
+
+def _jittered(seconds: float) -> float:
+    """Within 20% of `seconds`: streams opened together (a deploy, a reconnect storm) must not
+    all send heartbeats and query the database in the same instant for ever after."""
+    return seconds * random.uniform(0.8, 1.2)  # noqa: S311 (timing jitter, not a secret)

@@ -267,3 +267,39 @@ async def test_a_hub_refuses_subscribers_beyond_its_limit(resources: Notificatio
         await eventually(lambda: asyncio.sleep(0, tiny.subscribers), lambda n: n == 0)
     finally:
         await tiny.close()
+
+
+async def test_a_cursor_from_beyond_the_sequence_still_gets_live_messages(
+    resources: NotificationResources, hub: LiveHub, delivery: Delivery
+) -> None:
+    owner = uuid.uuid4()
+    known = await like(delivery, owner)
+    stream = stream_of(resources, hub, owner, resources.cursors.position(known + 1000))
+    try:
+        assert await heartbeat(stream) == known
+        new = await like(delivery, owner)
+        assert await take(stream, 1) == [new]
+    finally:
+        await stream.aclose()
+
+
+async def test_two_notification_processes_both_stream_one_delivery(
+    resources: NotificationResources, hub: LiveHub, delivery: Delivery
+) -> None:
+    other = LiveHub(
+        resources.platform.redis_url, queue_size=8, max_subscribers=8, confirm_timeout=5
+    )
+    await other.start()
+    assert await other.wait_connected(5)
+    owner = uuid.uuid4()
+    here, there = stream_of(resources, hub, owner), stream_of(resources, other, owner)
+    try:
+        await heartbeat(here)
+        await heartbeat(there)
+        cursor = await like(delivery, owner)
+        assert await take(here, 1) == [cursor]
+        assert await take(there, 1) == [cursor]
+    finally:
+        await here.aclose()
+        await there.aclose()
+        await other.close()
