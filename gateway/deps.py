@@ -74,9 +74,22 @@ async def authenticate(token: str, edge: EdgeState, ip: str) -> Identity:
     return identity_of(await verified_claims(token, edge), ip)
 
 
+VERIFIED_STATE_KEY = "verified_token"
+
+
+def remember_verified(scope_state: dict[str, object], token: str, identity: Identity) -> None:
+    """Let the route reuse a verification an outer middleware already made."""
+    scope_state[VERIFIED_STATE_KEY] = (token, identity)
+
+
 async def current_user(request: Request, edge: Edge) -> Identity:
     """The signed-in caller; binds it so upstream calls carry it."""
-    identity = await authenticate(_bearer(request), edge, client_ip(request))
+    token = _bearer(request)
+    verified = request.scope.get("state", {}).get(VERIFIED_STATE_KEY)
+    if isinstance(verified, tuple) and verified[0] == token:
+        identity: Identity = verified[1]
+    else:
+        identity = await authenticate(token, edge, client_ip(request))
     set_current_identity(identity)
     await edge.limiter.hit(edge.rate_rules.user, "user", str(identity.user_id))
     return identity

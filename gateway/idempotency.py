@@ -18,7 +18,7 @@ import orjson
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
-from gateway.deps import authenticate
+from gateway.deps import authenticate, remember_verified
 from gateway.middleware import ASGIApp, Message, Receive, Scope, Send
 from gateway.problems import Problem, render
 from gateway.state import EdgeState
@@ -117,6 +117,8 @@ class IdempotencyMiddleware:
             identity = await authenticate(token.strip(), edge, ip)
         except ZapError:
             return None
+        # The route's own authentication reuses this instead of verifying the token again.
+        remember_verified(scope.setdefault("state", {}), token.strip(), identity)
         return str(identity.user_id)
 
     async def _answer_repeat(

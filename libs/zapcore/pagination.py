@@ -31,6 +31,24 @@ def page_limit(limit: int) -> int:
     return limit
 
 
+def invalid_cursor() -> InvalidArgument:
+    """The one error for a cursor this list did not issue (forged, edited, another list's)."""
+    return InvalidArgument(
+        "cursor is not valid for this list",
+        reason="invalid-cursor",
+        fields={"cursor": "not a cursor issued for this list"},
+    )
+
+
+def expired_cursor() -> InvalidArgument:
+    """A genuine cursor whose page sequence no longer exists: start from the first page."""
+    return InvalidArgument(
+        "this cursor has expired; start again from the first page",
+        reason="cursor-expired",
+        fields={"cursor": "expired"},
+    )
+
+
 class CursorCodec:
     """Encodes keyset positions as opaque cursors that clients cannot forge or edit."""
 
@@ -44,11 +62,7 @@ class CursorCodec:
 
     def decode(self, cursor: str) -> dict[str, Any]:
         """The position inside a cursor; InvalidArgument for anything not issued here."""
-        invalid = InvalidArgument(
-            "cursor is not valid for this list",
-            reason="invalid-cursor",
-            fields={"cursor": "not a cursor issued for this list"},
-        )
+        invalid = invalid_cursor()
         if len(cursor) > _MAX_CURSOR_CHARS:
             raise invalid
         try:

@@ -7,15 +7,18 @@ from typing import TYPE_CHECKING
 
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from services.moderation.settings import ModerationSettings
 from services.moderation.tier1.rules import RuleSet
 from services.moderation.tier2.policy import Thresholds
 from zap.auth.v1 import auth_pb2
+from zap.events.v1 import events_pb2
 from zap.feed.v1 import feed_pb2
 from zapcore.db import Database
-from zapcore.events import EventPublisher
+from zapcore.events import MODERATION, EventPublisher
 from zapcore.identity import IdentitySigner
+from zapcore.logging import get_logger
 from zapcore.pagination import CursorCodec
 from zapcore.peers import Peers
 from zapcore.redis import create_redis
@@ -29,6 +32,7 @@ else:
     from zap.feed.v1.feed_pb2_grpc import FeedServiceStub as FeedClient
 
 JOB_QUEUE = "zap:moderation:jobs"
+log = get_logger(__name__)
 
 
 @dataclass
@@ -65,6 +69,14 @@ class ModerationResources:
             rules=settings.rules(),
             thresholds=settings.thresholds(),
         )
+
+    async def announce(self, decision: events_pb2.ModerationDecided) -> None:
+        """Publish a decision after its commit; if Redis fails, the decision still stands and
+        only the notification is lost."""
+        try:
+            await self.events.publish(MODERATION, decision)
+        except RedisError:
+            log.exception("moderation.event_lost", decision_id=decision.decision_id)
 
     async def close(self) -> None:
         await self.peers.close()

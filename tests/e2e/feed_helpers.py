@@ -43,7 +43,7 @@ async def wait_in_home(client: httpx.AsyncClient, user: TestUser, post_id: str) 
 
 async def feed_sql(stack: Stack, query: str, *args: Any) -> Any:
     """One value from the feed service's own database (for what the API cannot show)."""
-    dsn = stack.settings["feed"].database_url.replace("postgresql+asyncpg", "postgresql")
+    dsn = stack.dsn("feed")
     connection = await asyncpg.connect(dsn)
     try:
         return await connection.fetchval(query, *args)

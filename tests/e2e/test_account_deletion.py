@@ -25,7 +25,7 @@ CASCADE = {"feed", "graph", "moderation"}
 
 
 def dsn(stack: Stack, service: str) -> str:
-    return stack.settings[service].database_url.replace("postgresql+asyncpg", "postgresql")
+    return stack.dsn(service)
 
 
 async def rows_mentioning(stack: Stack, needles: list[str]) -> list[str]:

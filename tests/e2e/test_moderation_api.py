@@ -104,7 +104,7 @@ async def test_a_rerun_scoring_job_applies_once(client: httpx.AsyncClient, stack
         await eventually(job.status, lambda status: status == JobStatus.not_found, timeout=30)
     finally:
         await pool.aclose()
-    dsn = stack.settings["moderation"].database_url.replace("postgresql+asyncpg", "postgresql")
+    dsn = stack.dsn("moderation")
     connection = await asyncpg.connect(dsn)
     try:
         decisions = await connection.fetchval(

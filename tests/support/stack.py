@@ -37,6 +37,10 @@ class Stack:
     # The arq workers running in this process, by service.
     workers: dict[str, Worker] = field(default_factory=dict)
 
+    def dsn(self, service: str) -> str:
+        """The service database's URL for asyncpg (tests look at rows the API cannot show)."""
+        return self.settings[service].database_url.replace("postgresql+asyncpg", "postgresql")
+
     @property
     def auth_settings(self) -> AuthSettings:
         settings = self.settings["auth"]

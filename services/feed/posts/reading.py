@@ -15,7 +15,7 @@ from services.feed.posts.trending import Trending
 from services.feed.resources import FeedResources
 from zapcore.errors import InvalidArgument, NotFound
 from zapcore.ids import parse_id, parse_ids
-from zapcore.pagination import page_limit
+from zapcore.pagination import expired_cursor, invalid_cursor, page_limit
 
 MAX_BATCH = 100
 
@@ -33,9 +33,12 @@ class Reading:
     def __init__(self, resources: FeedResources) -> None:
         self._r = resources
 
-    async def post(self, post_id: str, viewer_id: uuid.UUID | None) -> ViewedPost:
+    async def post(
+        self, post_id: str, viewer_id: uuid.UUID | None, exclusions: Exclusions | None = None
+    ) -> ViewedPost:
         pid = parse_id(post_id, "post_id")
-        exclusions = await exclusions_for(self._r.graph, viewer_id)
+        if exclusions is None:
+            exclusions = await exclusions_for(self._r.graph, viewer_id)
         async with self._r.db.read_only() as session:
             found = (await PostRepository(session).viewed([pid], viewer_id)).get(pid)
         if found is None or not self._shows(found, viewer_id, exclusions, direct=True):
@@ -131,15 +134,11 @@ class Reading:
         if cursor:
             position = self._r.cursors.decode(cursor)
             if position.get("k") != "trending":
-                raise _bad_cursor()
+                raise invalid_cursor()
             generation, offset = str(position.get("g", "")), int(position.get("o", 0))
             ranked = await trending.generation(generation)
             if ranked is None:
-                raise InvalidArgument(
-                    "this cursor has expired; start again from the first page",
-                    reason="cursor-expired",
-                    fields={"cursor": "expired"},
-                )
+                raise expired_cursor()
         else:
             (generation, ranked), offset = await trending.current(), 0
         exclusions = await exclusions_for(self._r.graph, viewer_id)
@@ -164,8 +163,8 @@ class Reading:
         pid = parse_id(post_id, "post_id")
         size = page_limit(limit)
         after = self._keyset(cursor, "comments", pid)
-        await self.post(post_id, viewer_id)  # the post itself must be visible
         exclusions = await exclusions_for(self._r.graph, viewer_id)
+        await self.post(post_id, viewer_id, exclusions)  # the post itself must be visible
         async with self._r.db.read_only() as session:
             rows = list(await PostRepository(session).comments(pid, after, size + 1))
         more = len(rows) > size
@@ -190,11 +189,11 @@ class Reading:
             return None
         position: dict[str, Any] = self._r.cursors.decode(cursor)
         if position.get("k") != kind or position.get("s") != (str(scope) if scope else ""):
-            raise _bad_cursor()
+            raise invalid_cursor()
         try:
             return datetime.fromisoformat(position["t"]), uuid.UUID(position["i"])
         except (KeyError, ValueError, TypeError):
-            raise _bad_cursor() from None
+            raise invalid_cursor() from None
 
     def _next_keyset(
         self, kind: str, scope: uuid.UUID | None, created_at: datetime, row_id: uuid.UUID
@@ -207,11 +206,3 @@ class Reading:
                 "i": str(row_id),
             }
         )
-
-
-def _bad_cursor() -> InvalidArgument:
-    return InvalidArgument(
-        "cursor is not valid for this list",
-        reason="invalid-cursor",
-        fields={"cursor": "not a cursor issued for this list"},
-    )

@@ -21,28 +21,11 @@ from services.feed.timeline import ranking
 from services.feed.timeline.cache import Entry, feed_key
 from services.feed.timeline.repository import FeedRepository
 from zap.graph.v1 import graph_pb2
-from zapcore.errors import InvalidArgument
-from zapcore.pagination import page_limit
+from zapcore.pagination import expired_cursor, invalid_cursor, page_limit
 
 # Hidden entries (blocked, muted, removed) are skipped; at most this many chunks per page.
 _MAX_CHUNKS = 4
 PULL_REFRESH_SECONDS = 60
-
-
-def _invalid_cursor() -> InvalidArgument:
-    return InvalidArgument(
-        "cursor is not valid for this list",
-        reason="invalid-cursor",
-        fields={"cursor": "not a cursor issued for this list"},
-    )
-
-
-def _expired_cursor() -> InvalidArgument:
-    return InvalidArgument(
-        "this feed cursor has expired; start again from the first page",
-        reason="cursor-expired",
-        fields={"cursor": "expired"},
-    )
 
 
 class HomeFeed:
@@ -59,7 +42,7 @@ class HomeFeed:
                 started, epoch, after = self._decode(cursor)
                 key = await self._r.cache.source(viewer_id, epoch)
                 if key is None:
-                    raise _expired_cursor()
+                    raise expired_cursor()
             else:
                 started, after = int(time.time()), None
                 await self._prepare(viewer_id)
@@ -99,13 +82,13 @@ class HomeFeed:
         position = self._r.cursors.decode(cursor)
         try:
             if position["k"] != "home":
-                raise _invalid_cursor()
+                raise invalid_cursor()
             started, epoch = int(position["t"]), int(position["e"])
             after = (uuid.UUID(position["i"]), float(position["s"]))
         except (KeyError, TypeError, ValueError):
-            raise _invalid_cursor() from None
+            raise invalid_cursor() from None
         if time.time() - started > self._r.settings.paging_ttl_seconds:
-            raise _expired_cursor()
+            raise expired_cursor()
         return started, epoch, after
 
     async def _prepare(self, viewer_id: uuid.UUID) -> None:

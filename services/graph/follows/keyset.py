@@ -11,8 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from services.graph.follows.repository import Edge
-from zapcore.errors import InvalidArgument
-from zapcore.pagination import CursorCodec
+from zapcore.pagination import CursorCodec, invalid_cursor
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -43,8 +42,4 @@ def decode(codec: CursorCodec, owner: uuid.UUID, cursor: str) -> Edge | None:
         )
     except (KeyError, TypeError, ValueError, OverflowError):
         # Signed by us, yet not for this list (another user's followers, an older format).
-        raise InvalidArgument(
-            "cursor is not valid for this list",
-            reason="invalid-cursor",
-            fields={"cursor": "not a cursor issued for this list"},
-        ) from None
+        raise invalid_cursor() from None

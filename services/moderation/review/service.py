@@ -27,9 +27,9 @@ from zapcore.errors import (
     NotFound,
     PermissionDenied,
 )
-from zapcore.events import MODERATION
 from zapcore.identity import acting_as_service
 from zapcore.logging import get_logger
+from zapcore.pagination import invalid_cursor
 
 log = get_logger(__name__)
 
@@ -91,7 +91,7 @@ class Review:
         if cursor:
             position = self._r.cursors.decode(cursor)
             if position.get("k") != "queue":
-                raise InvalidArgument("cursor is not valid for this list", reason="invalid-cursor")
+                raise invalid_cursor()
             after = (
                 bool(position["e"]),
                 datetime.fromisoformat(position["t"]),
@@ -167,7 +167,7 @@ class Review:
                 reason=note,
                 reporter_ids=[str(r) for r in reporters],
             )
-            after_commit(session, lambda: self._publish(event))
+            after_commit(session, lambda: self._r.announce(event))
         return decision
 
     async def appeal(self, author_id: uuid.UUID, decision_id: uuid.UUID, text: str) -> QueueItem:
@@ -213,9 +213,3 @@ class Review:
             raise PermissionDenied(
                 "another moderator is working on this item", reason="claimed-by-another"
             )
-
-    async def _publish(self, event: events_pb2.ModerationDecided) -> None:
-        try:
-            await self._r.events.publish(MODERATION, event)
-        except Exception:  # the decision stands; only the notification is lost
-            log.exception("moderation.event_lost", decision_id=event.decision_id)

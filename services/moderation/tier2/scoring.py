@@ -23,7 +23,6 @@ from zap.common.v1 import common_pb2
 from zap.events.v1 import events_pb2
 from zap.feed.v1 import feed_pb2
 from zapcore.db import after_commit
-from zapcore.events import MODERATION
 from zapcore.identity import acting_as_service
 from zapcore.logging import get_logger
 
@@ -111,7 +110,7 @@ async def score_content(
                 action=outcome.value,
                 reason=decision.note,
             )
-            after_commit(session, lambda: _publish(resources, event))
+            after_commit(session, lambda: resources.announce(event))
         elif outcome == Outcome.REVIEW:
             await repository.enqueue(
                 QueueItem(
@@ -134,10 +133,3 @@ async def _author_exists(resources: ModerationResources, author_id: uuid.UUID) -
     with acting_as_service():
         answer = await resources.auth.GetUsers(auth_pb2.GetUsersRequest(user_ids=[str(author_id)]))
     return bool(answer.users)
-
-
-async def _publish(resources: ModerationResources, event: events_pb2.ModerationDecided) -> None:
-    try:
-        await resources.events.publish(MODERATION, event)
-    except Exception:  # the decision stands; only the notification is lost
-        log.exception("moderation.event_lost", decision_id=event.decision_id)

@@ -63,7 +63,7 @@ async def test_without_a_model_the_job_retries_and_records_nothing(
             await score_content({"resources": resources}, "post", content_id, "", "you idiot", 1)
     finally:
         await resources.close()
-    dsn = stack.settings["moderation"].database_url.replace("postgresql+asyncpg", "postgresql")
+    dsn = stack.dsn("moderation")
     connection = await asyncpg.connect(dsn)
     try:
         assert (
@@ -94,7 +94,7 @@ async def test_unscored_content_is_asked_for_again(client: httpx.AsyncClient, st
         " created_at = now() - interval '5 minutes' WHERE id = $1::uuid",
         post_id,
     )
-    dsn = stack.settings["moderation"].database_url.replace("postgresql+asyncpg", "postgresql")
+    dsn = stack.dsn("moderation")
     connection = await asyncpg.connect(dsn)
     try:
         await connection.execute("DELETE FROM scores WHERE content_id = $1::uuid", post_id)
