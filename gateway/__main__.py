@@ -15,7 +15,7 @@ def main() -> None:
     platform = PlatformSettings()
     settings = GatewaySettings()
     if platform.is_production:
-        settings.check_production()
+        settings.check_production(platform)
     configure_logging("gateway", platform.log_level)
     serve_metrics(settings.metrics_port)
     uvicorn.run(

@@ -41,7 +41,7 @@ def create_app(platform: PlatformSettings, settings: GatewaySettings) -> FastAPI
         finally:
             await edge.close()
 
-    docs = settings.docs_enabled
+    docs = settings.docs_on(platform)
     app = FastAPI(
         title="ZAP",
         version="1.0.0",

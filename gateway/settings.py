@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from ipaddress import IPv4Network, IPv6Network, ip_network
 
+from limits import parse_many
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from zapcore.settings import ServiceSettings
+from zapcore.settings import PlatformSettings, ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):
@@ -22,7 +23,8 @@ class GatewaySettings(ServiceSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Budget for one upstream call; a dead service answers 503 well within it.
     upstream_timeout_seconds: float = Field(default=3.0, gt=0)
-    docs_enabled: bool = True
+    # Unset: on in development, off in production.
+    docs_enabled: bool | None = None
     # `limits` notation, e.g. "600/minute"; several separated by ";".
     rate_limit_ip: str = "3000/minute"
     rate_limit_user: str = "1200/minute"
@@ -56,8 +58,25 @@ class GatewaySettings(ServiceSettings):
     def proxy_networks(self) -> list[IPv4Network | IPv6Network]:
         return [ip_network(network, strict=False) for network in self.trusted_proxies]
 
-    def check_production(self) -> None:
-        if "*" in self.allowed_hosts:
-            raise ValueError("refusing to start in production: ZAP_GATEWAY_ALLOWED_HOSTS is '*'")
+    @field_validator("rate_limit_ip", "rate_limit_user", "rate_limit_login", "rate_limit_register")
+    @classmethod
+    def _rate_limit_configured(cls, value: str) -> str:
+        # An empty or unparsable limit would silently mean "no limit".
+        if not value.strip():
+            raise ValueError("a rate limit is required")
+        parse_many(value)
+        return value
+
+    def docs_on(self, platform: PlatformSettings) -> bool:
+        """/docs and /openapi.json: on in development, off in production unless enabled."""
+        if self.docs_enabled is not None:
+            return self.docs_enabled
+        return not platform.is_production
+
+    def production_problems(self, platform: PlatformSettings) -> list[str]:
+        problems = super().production_problems(platform)
+        if not self.allowed_hosts or "*" in self.allowed_hosts:
+            problems.append("ZAP_GATEWAY_ALLOWED_HOSTS must name the hosts (no '*')")
         if "*" in self.cors_origins:
-            raise ValueError("refusing to start in production: ZAP_GATEWAY_CORS_ORIGINS has '*'")
+            problems.append("ZAP_GATEWAY_CORS_ORIGINS must name the origins (no '*')")
+        return problems

@@ -26,7 +26,7 @@ def run_service(
     platform = PlatformSettings()
     settings = settings_type()
     if platform.is_production:
-        settings.check_production()
+        settings.check_production(platform)
     configure_logging(name, platform.log_level)
     serve_metrics(settings.metrics_port)
 

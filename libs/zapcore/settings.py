@@ -47,6 +47,13 @@ class PlatformSettings(BaseSettings):
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
 
+    def secrets(self) -> dict[str, str]:
+        """The platform's secrets by setting name, for checks that no two are the same."""
+        return {
+            "ZAP_INTERNAL_SECRET": self.internal_secret.get_secret_value(),
+            "ZAP_REDIS_URL's password": urlsplit(self.redis_url).password or "",
+        }
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> PlatformSettings:
         if not self.is_production:
@@ -82,16 +89,61 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_seconds: float = 10.0
     # Deadline applied to calls that arrive without one.
     default_deadline_seconds: float = 10.0
-    reflection: bool = True
+    # gRPC server reflection; unset means on in development and off in production.
+    reflection: bool | None = None
     db_pool_size: int = Field(default=10, ge=1)
 
-    def check_production(self) -> None:
-        """Raise when a value is unsafe for production (called only in production mode)."""
-        password = urlsplit(self.database_url).password or ""
-        if password.lower() in DEFAULT_DB_PASSWORDS:
-            raise ValueError(
-                "refusing to start in production: the database URL has no real password"
-            )
+    @property
+    def env_prefix(self) -> str:
+        return str(self.model_config.get("env_prefix", ""))
+
+    def reflection_enabled(self, platform: PlatformSettings) -> bool:
+        if self.reflection is not None:
+            return self.reflection
+        return not platform.is_production
+
+    def secrets(self) -> dict[str, str]:
+        """This service's secrets by setting name (subclasses add theirs)."""
+        if not self.database_url:
+            return {}
+        return {f"{self.env_prefix}DATABASE_URL's password": _password(self.database_url)}
+
+    def production_problems(self, platform: PlatformSettings) -> list[str]:
+        """What makes these settings unsafe for production; subclasses extend the list."""
+        problems = []
+        if self.database_url and _password(self.database_url).lower() in DEFAULT_DB_PASSWORDS:
+            problems.append(f"{self.env_prefix}DATABASE_URL must carry a real password")
+        problems.extend(shared_secrets({**platform.secrets(), **self.secrets()}))
+        return problems
+
+    def check_production(self, platform: PlatformSettings) -> None:
+        """Refuse to start with unsafe values (called at start-up in production mode)."""
+        problems = self.production_problems(platform)
+        if problems:
+            raise UnsafeForProduction(problems)
+
+
+class UnsafeForProduction(ValueError):
+    """Start-up refused: the production checklist found these problems."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("refusing to start in production: " + "; ".join(problems))
+        self.problems = problems
+
+
+def shared_secrets(secrets: dict[str, str]) -> list[str]:
+    """One problem per pair of settings that hold the same secret (a leak of one is both)."""
+    problems = []
+    names = [name for name, value in secrets.items() if value]
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            if secrets[first] == secrets[second]:
+                problems.append(f"{first} and {second} must be different secrets")
+    return problems
+
+
+def _password(url: str) -> str:
+    return urlsplit(url).password or ""
 
 
 def redis_has_password(url: str) -> bool:

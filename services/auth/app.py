@@ -29,7 +29,7 @@ async def running(platform: PlatformSettings, settings: AuthSettings) -> AsyncIt
         port=settings.grpc_port,
         default_deadline_seconds=settings.default_deadline_seconds,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
-        reflection_enabled=settings.reflection,
+        reflection_enabled=settings.reflection_enabled(platform),
     )
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(resources), server.server)
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from zapcore.settings import ServiceSettings
+from zapcore.settings import PlatformSettings, ServiceSettings
 
 
 class AuthSettings(ServiceSettings):
@@ -33,6 +33,21 @@ class AuthSettings(ServiceSettings):
     login_failures_per_account: int = 50
     login_failure_window_seconds: int = 900
     deletion_grace_days: int = Field(default=30, ge=0)
+
+    def production_problems(self, platform: PlatformSettings) -> list[str]:
+        problems = super().production_problems(platform)
+        keys = sorted(self.signing_keys_dir.glob("*.pem"))
+        if not keys:
+            problems.append(f"ZAP_AUTH_SIGNING_KEYS_DIR ({self.signing_keys_dir}) has no key")
+        others = [v for v in {**platform.secrets(), **self.secrets()}.values() if v]
+        for key in keys:
+            if key.stat().st_mode & 0o077:
+                problems.append(f"signing key {key.name} must be readable by its owner only")
+            pem = key.read_text()
+            # The JWT key must be distinct from every other secret, never a copy of one.
+            if any(secret in pem for secret in others):
+                problems.append(f"signing key {key.name} contains another secret")
+        return problems
 
 
 Settings = AuthSettings

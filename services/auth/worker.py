@@ -78,7 +78,7 @@ def auth_worker(
 def main() -> None:
     platform, settings = PlatformSettings(), AuthSettings()
     if platform.is_production:
-        settings.check_production()
+        settings.check_production(platform)
     run_worker(
         "auth-worker",
         platform.log_level,

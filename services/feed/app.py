@@ -27,7 +27,7 @@ async def running(platform: PlatformSettings, settings: FeedSettings) -> AsyncIt
         port=settings.grpc_port,
         default_deadline_seconds=settings.default_deadline_seconds,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
-        reflection_enabled=settings.reflection,
+        reflection_enabled=settings.reflection_enabled(platform),
     )
     feed_pb2_grpc.add_FeedServiceServicer_to_server(FeedServicer(resources), server.server)
     try:

@@ -91,7 +91,7 @@ def feed_worker(
 def main() -> None:
     platform, settings = PlatformSettings(), FeedSettings()
     if platform.is_production:
-        settings.check_production()
+        settings.check_production(platform)
     run_worker(
         "feed-worker",
         platform.log_level,

@@ -30,7 +30,7 @@ async def running(platform: PlatformSettings, settings: GraphSettings) -> AsyncI
         port=settings.grpc_port,
         default_deadline_seconds=settings.default_deadline_seconds,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
-        reflection_enabled=settings.reflection,
+        reflection_enabled=settings.reflection_enabled(platform),
     )
     graph_pb2_grpc.add_GraphServiceServicer_to_server(GraphServicer(resources), server.server)
     deletions = deletion_consumer(

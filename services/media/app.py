@@ -32,7 +32,7 @@ async def running(platform: PlatformSettings, settings: MediaSettings) -> AsyncI
         port=settings.grpc_port,
         default_deadline_seconds=settings.default_deadline_seconds,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
-        reflection_enabled=settings.reflection,
+        reflection_enabled=settings.reflection_enabled(platform),
     )
     media_pb2_grpc.add_MediaServiceServicer_to_server(MediaServicer(resources), server.server)
     try:

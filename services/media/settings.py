@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from zapcore.settings import ServiceSettings
+from zapcore.settings import PlatformSettings, ServiceSettings
 
 ImageType = Literal["jpeg", "png", "webp", "gif"]
 MIB = 1024 * 1024
@@ -113,9 +113,14 @@ class MediaSettings(ServiceSettings):
         }
         return limits[kind]
 
-    def check_production(self) -> None:
-        super().check_production()
-        problems = []
+    def secrets(self) -> dict[str, str]:
+        return {
+            **super().secrets(),
+            "ZAP_MEDIA_S3_SECRET_ACCESS_KEY": self.s3_secret_access_key.get_secret_value(),
+        }
+
+    def production_problems(self, platform: PlatformSettings) -> list[str]:
+        problems = super().production_problems(platform)
         if self.uses_embedded_store:
             problems.append("ZAP_MEDIA_S3_ENDPOINT_URL must name the object store")
         if urlsplit(self.cdn_base_url).scheme != "https":
@@ -124,8 +129,7 @@ class MediaSettings(ServiceSettings):
             problems.append("ZAP_MEDIA_VARIANT_ACL must be private (serve media through the CDN)")
         if self.s3_secret_access_key.get_secret_value() == "zap-dev-secret-key":
             problems.append("ZAP_MEDIA_S3_SECRET_ACCESS_KEY must be a real key")
-        if problems:
-            raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return problems
 
 
 Settings = MediaSettings

@@ -76,7 +76,7 @@ def media_worker(
 def main() -> None:
     platform, settings = PlatformSettings(), MediaSettings()
     if platform.is_production:
-        settings.check_production()
+        settings.check_production(platform)
     run_worker(
         "media-worker",
         platform.log_level,

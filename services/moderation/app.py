@@ -35,7 +35,7 @@ async def running(
         port=settings.grpc_port,
         default_deadline_seconds=settings.default_deadline_seconds,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
-        reflection_enabled=settings.reflection,
+        reflection_enabled=settings.reflection_enabled(platform),
     )
     moderation_pb2_grpc.add_ModerationServiceServicer_to_server(
         ModerationServicer(resources), server.server

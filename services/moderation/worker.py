@@ -79,7 +79,7 @@ def moderation_worker(
 def main() -> None:
     platform, settings = PlatformSettings(), ModerationSettings()
     if platform.is_production:
-        settings.check_production()
+        settings.check_production(platform)
     run_worker(
         "moderation-worker",
         platform.log_level,

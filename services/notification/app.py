@@ -43,7 +43,7 @@ async def running(
         port=settings.grpc_port,
         default_deadline_seconds=settings.default_deadline_seconds,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
-        reflection_enabled=settings.reflection,
+        reflection_enabled=settings.reflection_enabled(platform),
     )
     notification_pb2_grpc.add_NotificationServiceServicer_to_server(
         NotificationServicer(resources, hub), server.server

@@ -122,7 +122,7 @@ def notification_worker(
 def main() -> None:
     platform, settings = PlatformSettings(), NotificationSettings()
     if platform.is_production:
-        settings.check_production()
+        settings.check_production(platform)
     run_worker(
         "notification-worker",
         platform.log_level,
