@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import Response
 
+from gateway import openapi
 from gateway.deps import ip_rate_limit
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.middleware import EdgeMiddleware
@@ -53,6 +54,7 @@ def create_app(platform: PlatformSettings, settings: GatewaySettings) -> FastAPI
         debug=False,
     )
     _install_error_handlers(app)
+    openapi.install(app)
     api = [Depends(ip_rate_limit)]
     app.include_router(ops.router)
     app.include_router(auth.router, dependencies=api)

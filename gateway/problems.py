@@ -81,6 +81,8 @@ def problem_from_failure(failure: CallFailure) -> Problem:
     headers = {}
     if status == 429:
         headers["Retry-After"] = str(max(1, failure.retry_after_seconds))
+    elif status == 503 and failure.retry_after_seconds:
+        headers["Retry-After"] = str(failure.retry_after_seconds)
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return Problem(status, reason, title, detail, fields=failure.fields, headers=headers)

@@ -23,6 +23,10 @@ class GatewaySettings(ServiceSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Budget for one upstream call; a dead service answers 503 well within it.
     upstream_timeout_seconds: float = Field(default=3.0, gt=0)
+    # Calls in a row that end UNAVAILABLE or DEADLINE_EXCEEDED before an upstream's circuit
+    # opens, and how long it stays open (its calls answer 503 at once) before a retry.
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_reset_seconds: float = Field(default=5.0, gt=0)
     # Unset: on in development, off in production.
     docs_enabled: bool | None = None
     # `limits` notation, e.g. "600/minute"; several separated by ";".

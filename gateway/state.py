@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from limits import RateLimitItem
 from redis.asyncio import Redis
 
+from gateway.breakers import Breakers
 from gateway.ratelimit import RateLimiter, rules
 from gateway.settings import GatewaySettings
 from gateway.signing_keys import SigningKeys
@@ -44,7 +45,12 @@ class EdgeState:
     @classmethod
     def open(cls, platform: PlatformSettings, settings: GatewaySettings) -> EdgeState:
         signer = IdentitySigner(platform.internal_secret.get_secret_value())
-        upstreams = Upstreams.open(platform, signer, settings.upstream_timeout_seconds)
+        upstreams = Upstreams.open(
+            platform,
+            signer,
+            settings.upstream_timeout_seconds,
+            Breakers(settings.breaker_failure_threshold, settings.breaker_reset_seconds),
+        )
         redis = create_redis(platform.redis_url)
         return cls(
             platform=platform,

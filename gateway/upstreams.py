@@ -38,6 +38,7 @@ else:
     from zap.notification.v1.notification_pb2_grpc import (
         NotificationServiceStub as NotificationClient,
     )
+from gateway.breakers import Breakers
 from zapcore.grpc_client import open_channel
 from zapcore.identity import IdentitySigner
 from zapcore.settings import PlatformSettings
@@ -64,11 +65,22 @@ class Upstreams:
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, platform: PlatformSettings, signer: IdentitySigner, timeout: float) -> Upstreams:
+    def open(
+        cls,
+        platform: PlatformSettings,
+        signer: IdentitySigner,
+        timeout: float,
+        breakers: Breakers,
+    ) -> Upstreams:
         def channel(name: str, target: str, file: FileDescriptor) -> grpc.aio.Channel:
             service = file.services_by_name[f"{name.capitalize()}Service"]
             return open_channel(
-                target, service, signer=signer, caller="gateway", default_timeout=timeout
+                target,
+                service,
+                signer=signer,
+                caller="gateway",
+                default_timeout=timeout,
+                outer_interceptors=[breakers.interceptor(name)],
             )
 
         channels = {

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, status
 
 from gateway.deps import CurrentUser, MediaStub
+from gateway.schemas.common import ObjectIdPath
 from gateway.schemas.media import MediaOut, PresignIn, PresignOut
 from zap.media.v1 import media_pb2
 
 router = APIRouter(prefix="/api/v1/media", tags=["media"])
 
-MediaId = Annotated[str, Path(min_length=1, max_length=64)]
+MediaId = Annotated[str, ObjectIdPath]
 
 
 @router.post(

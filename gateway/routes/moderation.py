@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Query, status
 
 from gateway.deps import CurrentUser, FeedStub, ModerationStub, Moderator
 from gateway.paging import PageParams, next_cursor
-from gateway.schemas.common import Page
+from gateway.schemas.common import ObjectIdPath, Page
 from gateway.schemas.moderation import (
     ACTIONS,
     SOURCE_FILTERS,
@@ -25,7 +25,7 @@ from zap.moderation.v1 import moderation_pb2
 
 router = APIRouter(prefix="/api/v1", tags=["moderation"])
 
-Id = Annotated[str, Path(min_length=1, max_length=64)]
+Id = Annotated[str, ObjectIdPath]
 
 
 @router.post(

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Response, status
 
 from gateway import hydrate, media_urls
 from gateway.deps import AuthStub, CurrentUser, FeedStub, MediaStub, OptionalUser
 from gateway.paging import PageParams, next_cursor
 from gateway.problems import Problem
-from gateway.schemas.common import Page
+from gateway.schemas.common import ObjectIdPath, Page
 from gateway.schemas.posts import CommentIn, CommentOut, LikeOut, PostIn, PostOut
 from zap.feed.v1 import feed_pb2
 
 router = APIRouter(prefix="/api/v1", tags=["posts"])
 
-PostId = Annotated[str, Path(min_length=1, max_length=64)]
-UserId = Annotated[str, Path(min_length=1, max_length=64)]
+PostId = Annotated[str, ObjectIdPath]
+UserId = Annotated[str, ObjectIdPath]
 
 
 async def _one(auth: AuthStub, media: MediaStub, post: feed_pb2.Post) -> PostOut:

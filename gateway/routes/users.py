@@ -16,7 +16,7 @@ from gateway import hydrate
 from gateway.deps import AuthStub, CurrentUser, GraphStub, OptionalUser
 from gateway.paging import PageParams, next_cursor
 from gateway.schemas.auth import UserOut
-from gateway.schemas.common import Page
+from gateway.schemas.common import ObjectIdPath, Page
 from gateway.schemas.graph import CountsOut, FollowEdgeOut, ProfileOut, RelationshipOut
 from gateway.upstreams import AuthClient, GraphClient
 from zap.auth.v1 import auth_pb2
@@ -27,7 +27,7 @@ from zapcore.ids import parse_id
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
-UserId = Annotated[str, Path(min_length=1, max_length=64)]
+UserId = Annotated[str, ObjectIdPath]
 Username = Annotated[str, Path(min_length=1, max_length=64)]
 
 
