@@ -9,6 +9,7 @@ from gateway.settings import GatewaySettings
 from zapcore.logging import configure_logging
 from zapcore.metrics import serve_metrics
 from zapcore.settings import PlatformSettings
+from zapcore.telemetry import configure_telemetry
 
 
 def main() -> None:
@@ -18,6 +19,7 @@ def main() -> None:
         settings.check_production(platform)
     configure_logging("gateway", platform.log_level)
     serve_metrics(settings.metrics_port)
+    configure_telemetry("gateway", platform)
     uvicorn.run(
         create_app(platform, settings),
         host=settings.http_host,

@@ -156,9 +156,11 @@ async def serve(websocket: WebSocket, edge: EdgeState) -> None:
             reason=reason,
             seconds=round(time.monotonic() - started, 3),
         )
-    # The client may be gone already: then there is nobody to tell.
-    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
-        await websocket.close(code, reason)
+    # The client may be gone already: then there is nobody to tell. One that reads nothing
+    # would hold the close frame, and this task, until it goes: the send timeout bounds that.
+    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect, TimeoutError):
+        async with asyncio.timeout(edge.settings.ws_send_timeout_seconds):
+            await websocket.close(code, reason)
 
 
 async def _admit(

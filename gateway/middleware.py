@@ -1,9 +1,10 @@
 """Edge middleware (pure ASGI, so it costs little per request).
 
-For every HTTP request and WebSocket: continue or start the W3C trace and echo it as a
-`traceparent` response header; resolve the client address; bind the anonymous caller
-identity; accept paths with or without their trailing slash; cap the body size; log one
-JSON line and record latency by route template.
+For every HTTP request and WebSocket: continue or start the W3C trace (one span per
+request or socket, recorded when telemetry is on) and echo it as a `traceparent` response
+header; resolve the client address; bind the anonymous caller identity; accept paths with
+or without their trailing slash; cap the body size; log one JSON line and record latency
+by route template.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from gateway.settings import GatewaySettings
 from zapcore.identity import Identity, set_current_identity
 from zapcore.logging import get_logger
 from zapcore.metrics import LATENCY_BUCKETS
-from zapcore.tracing import continue_or_start, set_current_trace
+from zapcore.telemetry import Span, SpanKind, start_span
+from zapcore.tracing import parse_traceparent, set_current_trace
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -69,23 +71,40 @@ class EdgeMiddleware:
         headers = {
             key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]
         }
-        trace = continue_or_start(headers.get("traceparent"))
-        set_current_trace(trace)
         peer = (scope.get("client") or ("0.0.0.0", 0))[0]
         client_ip = resolve_client_ip(peer, headers.get("x-forwarded-for"), self._proxies)
+        websocket = scope["type"] == "websocket"
+        method = "WS" if websocket else str(scope.get("method", ""))
+        # Named by route template once routed; "GET" alone until then (paths carry ids).
+        request_span = start_span(
+            method,
+            kind=SpanKind.SERVER,
+            parent=parse_traceparent(headers.get("traceparent")),
+            attributes={
+                "http.request.method": method,
+                "url.path": scope["path"],
+                "client.address": client_ip,
+            },
+        )
+        set_current_trace(request_span.trace)
         set_current_identity(Identity(service="gateway", client_ip=client_ip))
         path: str = scope["path"]
         if path.startswith(_SLASHED_PREFIXES) and not path.endswith("/"):
             scope = {**scope, "path": path + "/"}
         scope.setdefault("state", {})["client_ip"] = client_ip
-        if scope["type"] == "websocket":
-            await self.app(scope, receive, send)
+        if websocket:
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                _name_span(request_span, scope, method)
+                request_span.end()
             return
-        await self._http(scope, receive, send, headers, trace.traceparent)
+        await self._http(scope, receive, send, headers, request_span)
 
     async def _http(
-        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], traceparent: str
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], span: Span
     ) -> None:
+        traceparent = span.trace.traceparent
         started = time.perf_counter()
         status = 500
         declared = headers.get("content-length")
@@ -93,7 +112,7 @@ class EdgeMiddleware:
             response = render(BodyTooLarge(self._max_body), scope["path"])
             response.headers["traceparent"] = traceparent
             await response(scope, receive, send)
-            self._observe(scope, 413, started)
+            self._observe(scope, 413, started, span)
             return
 
         received = 0
@@ -136,14 +155,19 @@ class EdgeMiddleware:
             response.headers["traceparent"] = traceparent
             await response(scope, receive, send)
         finally:
-            self._observe(scope, status, started)
+            self._observe(scope, status, started, span)
 
     @staticmethod
-    def _observe(scope: Scope, status: int, started: float) -> None:
+    def _observe(scope: Scope, status: int, started: float, span: Span) -> None:
         elapsed = time.perf_counter() - started
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
         method = scope.get("method", "")
+        _name_span(span, scope, method)
+        span.set_attribute("http.response.status_code", status)
+        if status >= 500:
+            span.fail(str(status))
+        span.end()
         HTTP_LATENCY.labels(method, template, str(status)).observe(elapsed)
         HTTP_REQUESTS.labels(method, template, str(status)).inc()
         log.info(
@@ -154,3 +178,10 @@ class EdgeMiddleware:
             status=status,
             duration_ms=round(elapsed * 1000, 2),
         )
+
+
+def _name_span(span: Span, scope: Scope, method: str) -> None:
+    template = getattr(scope.get("route"), "path", None)
+    if template:
+        span.set_name(f"{method} {template}")
+        span.set_attribute("http.route", template)

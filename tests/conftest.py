@@ -4,16 +4,22 @@ real gRPC services and the real gateway on real sockets, and factories for users
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from redis.asyncio import Redis
 
+from services.media.object_store import ObjectStore
+from services.media.settings import MediaSettings
+from tests.support.media import store_of
 from tests.support.object_store import run_object_store
 from tests.support.resources import TestDatabases, claim_redis_db, flush_except_lock
 from tests.support.stack import Stack, run_stack
+from zapcore.settings import PlatformSettings
+from zapcore.telemetry import configure_telemetry, shutdown_telemetry
 
 SERVICES_WITH_DATABASES = ("auth", "feed", "graph", "media", "moderation", "notification")
 
@@ -64,6 +70,26 @@ async def _clean_redis(request: pytest.FixtureRequest) -> None:
     if "redis_db" in request.fixturenames or "stack" in request.fixturenames:
         _, client = request.getfixturevalue("redis_db")
         await flush_except_lock(client)
+
+
+@pytest.fixture
+async def store(stack: Stack) -> AsyncIterator[ObjectStore]:
+    """media's object store, to look at objects the API cannot show."""
+    settings = stack.settings["media"]
+    assert isinstance(settings, MediaSettings)
+    async with store_of(settings) as opened:
+        yield opened
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Every span this process records while the test runs."""
+    exporter = InMemorySpanExporter()
+    configure_telemetry("tests", PlatformSettings(), exporter=exporter)
+    try:
+        yield exporter
+    finally:
+        shutdown_telemetry()
 
 
 @pytest.fixture

@@ -2,9 +2,10 @@
 
 Pub/sub loses every message published while a consumer is down; a stream keeps them. Each
 consuming service reads a topic through its own consumer group, acknowledges an entry only
-after its work is done, takes over entries whose consumer died (XAUTOCLAIM), and moves an
-entry that keeps failing to a dead-letter stream instead of retrying it forever. Delivery is
-therefore at least once: handlers must be idempotent (the envelope id is there for that).
+after its work is done, takes over entries whose consumer died (XAUTOCLAIM, at start and
+then periodically), and moves an entry that keeps failing to a dead-letter stream instead of
+retrying it forever. Delivery is therefore at least once: handlers must be idempotent (the
+envelope id is there for that).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,8 +28,10 @@ from redis.exceptions import RedisError, ResponseError
 
 from zap.events.v1 import events_pb2
 from zapcore.ids import new_id
+from zapcore.metrics import EVENT_DEAD_LETTERS, EVENT_STREAM_PENDING
+from zapcore.telemetry import SpanKind, span
 from zapcore.timestamps import to_timestamp
-from zapcore.tracing import continue_or_start, current_trace, set_current_trace
+from zapcore.tracing import current_trace, parse_traceparent
 
 log = structlog.get_logger("zapcore.events")
 
@@ -106,6 +110,11 @@ class ConsumerConfig:
     block_ms: int = 1000
     # An entry delivered but not acknowledged for this long belongs to a dead consumer.
     claim_idle_ms: int = 60_000
+    # How often such entries are looked for (XAUTOCLAIM), the first time at start. None:
+    # every half `claim_idle_ms`, since an entry is taken over only once that idle anyway.
+    reclaim_every_ms: int | None = None
+    # How often the group's unacknowledged entries are counted (zap_event_stream_pending).
+    pending_sample_seconds: float = 15.0
     # After this many deliveries an entry goes to the dead-letter stream.
     max_deliveries: int = 5
 
@@ -118,6 +127,11 @@ class EventConsumer:
         self._config = config
         self._handler = handler
         self._groups_ready = False
+        every_ms = config.reclaim_every_ms
+        self._reclaim_every = (config.claim_idle_ms / 2 if every_ms is None else every_ms) / 1000
+        # Monotonic times of the next takeover and pending count; 0: at the first read.
+        self._reclaim_at = 0.0
+        self._sample_at = 0.0
 
     async def ensure_groups(self) -> None:
         for topic in self._config.topics:
@@ -142,12 +156,19 @@ class EventConsumer:
                 await _sleep_or_stop(stop, 1.0)
 
     async def run_once(self, *, block: bool = True) -> int:
-        """Reclaim abandoned entries, read new ones, handle them; return how many were handled."""
+        """Read new entries and handle them (first taking over abandoned ones, when that is
+        due); return how many were handled."""
         if not self._groups_ready:
             await self.ensure_groups()
         handled = 0
-        for topic in self._config.topics:
-            handled += await self._process(topic, await self._reclaim(topic))
+        now = time.monotonic()
+        if now >= self._sample_at:
+            self._sample_at = now + self._config.pending_sample_seconds
+            await self._sample_pending()
+        if now >= self._reclaim_at:
+            self._reclaim_at = now + self._reclaim_every
+            for topic in self._config.topics:
+                handled += await self._reclaim(topic)
         answer = await self._redis.xreadgroup(
             self._config.group,
             self._config.consumer,
@@ -160,19 +181,34 @@ class EventConsumer:
             handled += await self._process(topic, entries)
         return handled
 
-    async def _reclaim(self, topic: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        answer = await self._redis.xautoclaim(
-            stream_key(topic),
-            self._config.group,
-            self._config.consumer,
-            min_idle_time=self._config.claim_idle_ms,
-            start_id="0-0",
-            count=self._config.batch_size,
-        )
-        # XAUTOCLAIM answers [next-start, entries, deleted-ids]; entries deleted by MAXLEN
-        # trimming come back as None and are simply acknowledged.
-        entries: list[Any] = answer[1]
-        return [entry for entry in entries if entry is not None]
+    async def _reclaim(self, topic: str) -> int:
+        """Take over and handle every entry idle for `claim_idle_ms`, a batch at a time."""
+        handled = 0
+        start: bytes | str = "0-0"
+        while True:
+            answer = await self._redis.xautoclaim(
+                stream_key(topic),
+                self._config.group,
+                self._config.consumer,
+                min_idle_time=self._config.claim_idle_ms,
+                start_id=start,
+                count=self._config.batch_size,
+            )
+            # XAUTOCLAIM answers [next-start, entries, deleted-ids]. Entries that MAXLEN
+            # trimmed away leave the pending list by themselves (Redis 7; 6.2 answers them
+            # without an id, and nothing can be done with those).
+            entries: list[Any] = answer[1]
+            handled += await self._process(
+                topic, [entry for entry in entries if entry[0] is not None]
+            )
+            start = answer[0]
+            if start in (b"0-0", "0-0"):
+                return handled
+
+    async def _sample_pending(self) -> None:
+        for topic in self._config.topics:
+            summary = await self._redis.xpending(stream_key(topic), self._config.group)
+            EVENT_STREAM_PENDING.labels(topic, self._config.group).set(int(summary["pending"]))
 
     async def _process(self, topic: str, entries: Iterable[Any]) -> int:
         handled = 0
@@ -192,9 +228,19 @@ class EventConsumer:
             await self._dead_letter(topic, entry_id, fields, "undecodable")
             return False
         # The handler's logs and calls continue the trace of the request that caused the event.
-        set_current_trace(continue_or_start(env.traceparent))
         try:
-            await self._handler(env)
+            with span(
+                f"event {topic}",
+                kind=SpanKind.CONSUMER,
+                parent=parse_traceparent(env.traceparent),
+                attributes={
+                    "messaging.system": "redis",
+                    "messaging.destination.name": topic,
+                    "messaging.consumer.group.name": self._config.group,
+                    "messaging.message.id": env.id,
+                },
+            ):
+                await self._handler(env)
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -220,6 +266,7 @@ class EventConsumer:
         dead: dict[Any, Any] = {**fields, b"reason": reason.encode(), b"entry_id": entry_id}
         await self._redis.xadd(dead_letter_key(topic, self._config.group), dead)
         await self._ack(topic, [entry_id])
+        EVENT_DEAD_LETTERS.labels(topic, self._config.group).inc()
 
     async def _ack(self, topic: str, entry_ids: list[bytes]) -> None:
         await self._redis.xack(stream_key(topic), self._config.group, *entry_ids)
@@ -233,6 +280,42 @@ def _topic_of(stream: bytes | str) -> str:
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+class ConsumerSet:
+    """Consumers started and stopped together (a worker's, or a test's).
+
+    Stopping lets each finish and acknowledge the entries in hand; what is published
+    meanwhile waits, unread, in its consumer group for the next start.
+    """
+
+    def __init__(self, consumers: Iterable[EventConsumer], grace_seconds: float = 5.0) -> None:
+        self._consumers = list(consumers)
+        self._grace_seconds = grace_seconds
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks)
+
+    def start(self) -> None:
+        if self._tasks:
+            return
+        self._stop = asyncio.Event()
+        self._tasks = [asyncio.create_task(c.run(self._stop)) for c in self._consumers]
+
+    async def stop(self) -> None:
+        self._stop.set()
+        tasks, self._tasks = self._tasks, []
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=self._grace_seconds)
+        for task in late:
+            task.cancel()
+        for task in late:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 @asynccontextmanager

@@ -3,7 +3,8 @@
 Every ZAP service is a `GrpcServer`: the standard `grpc.health.v1` service (SERVING once
 started, NOT_SERVING as soon as shutdown begins), server reflection, and one interceptor
 that binds trace id, caller identity and deadline for the call, logs it, records metrics
-and turns domain errors into rich statuses.
+(and a span, when telemetry is on) and turns domain errors into rich statuses. At shutdown, callbacks a service registered
+(`on_shutdown`) run before in-flight calls drain: open streams end then, not at the grace.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import grpc
@@ -21,11 +22,13 @@ from grpc_reflection.v1alpha import reflection
 
 from zapcore import deadlines
 from zapcore.errors import ZapError
+from zapcore.grpc_client import KEEPALIVE_TIME_MS
 from zapcore.identity import IDENTITY_METADATA_KEY, IdentitySigner, set_current_identity
 from zapcore.logging import get_logger
 from zapcore.metrics import GRPC_SERVER_HANDLED, GRPC_SERVER_LATENCY, split_method
 from zapcore.rpc_errors import error_from_peer, error_to_status
-from zapcore.tracing import TRACEPARENT_METADATA_KEY, continue_or_start, set_current_trace
+from zapcore.telemetry import Span, SpanKind, start_span
+from zapcore.tracing import TRACEPARENT_METADATA_KEY, parse_traceparent, set_current_trace
 
 log = get_logger(__name__)
 
@@ -34,17 +37,29 @@ _OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 # A deadline further away than this is treated as "none set".
 _NO_DEADLINE = 10**6
 
-# Clients ping every 30 s (see grpc_client); accept pings that often, even when idle.
-SERVER_OPTIONS: list[tuple[str, Any]] = [
-    ("grpc.keepalive_time_ms", 60_000),
-    ("grpc.keepalive_timeout_ms", 20_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000),
-    ("grpc.http2.max_ping_strikes", 3),
-    ("grpc.max_receive_message_length", 4 * 1024 * 1024),
-    ("grpc.max_connection_age_ms", 30 * 60_000),
-    ("grpc.max_connection_age_grace_ms", 30_000),
-]
+
+def server_options(client_keepalive_time_ms: int = KEEPALIVE_TIME_MS) -> list[tuple[str, Any]]:
+    """Server arguments that accept the keepalive pings of `grpc_client` channels."""
+    return [
+        # The server's own pings find clients that vanished without closing the connection.
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.http2.max_pings_without_data", 0),
+        # Clients ping every `client_keepalive_time_ms`, with or without calls in flight. A
+        # ping sooner than the minimum interval is a strike, and more than `max_ping_strikes`
+        # end the connection (GOAWAY "too_many_pings"); the minimum sits a third below the
+        # clients' interval so that timer jitter is never a strike. (gRPC ignores unknown
+        # argument names silently: a misspelt one leaves the default minimum, 5 minutes.)
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", client_keepalive_time_ms * 2 // 3),
+        ("grpc.http2.max_ping_strikes", 3),
+        ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+        ("grpc.max_connection_age_ms", 30 * 60_000),
+        ("grpc.max_connection_age_grace_ms", 30_000),
+    ]
+
+
+SERVER_OPTIONS = server_options()
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
@@ -80,6 +95,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def _wrap_unary(self, method: str, behaviour: Any) -> Any:
         async def unary(request: Any, context: Any) -> Any:
             started = time.perf_counter()
+            call_span = _start_span(method, context)
             code = grpc.StatusCode.OK
             error: ZapError | None = None
             try:
@@ -105,7 +121,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 error = ZapError("internal error")
                 error.code, error.reason, error.title = code, "internal", "Internal error"
             finally:
-                self._finish(method, code, started)
+                self._finish(method, code, started, call_span)
             await context.abort_with_status(error_to_status(error))
 
         return unary
@@ -113,6 +129,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def _wrap_stream(self, method: str, behaviour: Any) -> Any:
         async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
             started = time.perf_counter()
+            call_span = _start_span(method, context)
             code = grpc.StatusCode.OK
             error: ZapError | None = None
             try:
@@ -136,7 +153,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 error = ZapError("internal error")
                 error.code, error.reason, error.title = code, "internal", "Internal error"
             finally:
-                self._finish(method, code, started)
+                self._finish(method, code, started, call_span)
             if error is not None:
                 await context.abort_with_status(error_to_status(error))
 
@@ -144,7 +161,6 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
     def _begin(self, context: Any) -> float:
         metadata = {key: value for key, value in context.invocation_metadata() or ()}
-        set_current_trace(continue_or_start(_text(metadata.get(TRACEPARENT_METADATA_KEY))))
         set_current_identity(None)
         identity = self._signer.verify(_text(metadata.get(IDENTITY_METADATA_KEY)) or "")
         set_current_identity(identity)
@@ -162,12 +178,50 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         return timeout
 
     @staticmethod
-    def _finish(method: str, code: grpc.StatusCode, started: float) -> None:
+    def _finish(method: str, code: grpc.StatusCode, started: float, call_span: Span) -> None:
         elapsed = time.perf_counter() - started
         service, name = split_method(method)
         GRPC_SERVER_LATENCY.labels(service, name).observe(elapsed)
         GRPC_SERVER_HANDLED.labels(service, name, code.name).inc()
         log.info("grpc.call", method=method, code=code.name, duration_ms=round(elapsed * 1000, 2))
+        call_span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code in _SERVER_FAULTS:
+            call_span.fail(code.name)
+        call_span.end()
+
+
+# Statuses that are the server's fault (OpenTelemetry's RPC conventions); the others are the
+# caller's (not found, invalid argument...) and leave the server span unmarked.
+_SERVER_FAULTS = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+
+
+def _start_span(method: str, context: Any) -> Span:
+    """The call's server span, continuing the caller's trace; the current trace from now on."""
+    traceparent = None
+    for key, value in context.invocation_metadata() or ():
+        if key == TRACEPARENT_METADATA_KEY:
+            traceparent = _text(value)
+    service, name = split_method(method)
+    call_span = start_span(
+        method.lstrip("/"),
+        kind=SpanKind.SERVER,
+        parent=parse_traceparent(traceparent),
+        attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
+    )
+    set_current_trace(call_span.trace)
+    return call_span
+
+
+ShutdownCallback = Callable[[], Awaitable[None]]
 
 
 def _text(value: str | bytes | None) -> str | None:
@@ -187,13 +241,14 @@ class GrpcServer:
         default_deadline_seconds: float = 10.0,
         shutdown_grace_seconds: float = 10.0,
         reflection_enabled: bool = True,
+        options: Sequence[tuple[str, Any]] = SERVER_OPTIONS,
     ) -> None:
         self.service_names = list(service_names)
         self._address = f"{host}:{port}"
         self._grace = shutdown_grace_seconds
         self.server = grpc.aio.server(
             interceptors=[ServerInterceptor(signer, default_deadline_seconds)],
-            options=SERVER_OPTIONS,
+            options=list(options),
         )
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -203,6 +258,15 @@ class GrpcServer:
             )
         self.port = 0
         self._stopped = False
+        self._shutdown_callbacks: list[ShutdownCallback] = []
+
+    def on_shutdown(self, callback: ShutdownCallback) -> None:
+        """Run `callback` when shutdown begins, before in-flight calls are drained.
+
+        For what would otherwise hold the whole grace period: open server streams (end them
+        so that their clients resume elsewhere), long polls.
+        """
+        self._shutdown_callbacks.append(callback)
 
     async def start(self) -> int:
         """Bind, start and report SERVING; returns the bound port (useful with port 0)."""
@@ -214,11 +278,18 @@ class GrpcServer:
         return self.port
 
     async def stop(self) -> None:
-        """Report NOT_SERVING, refuse new calls and let in-flight calls finish within the grace."""
+        """Report NOT_SERVING, run the shutdown callbacks, refuse new calls and let in-flight
+        calls finish within the grace."""
         if self._stopped:
             return
         self._stopped = True
         await self.health.enter_graceful_shutdown()
+        for callback in self._shutdown_callbacks:
+            try:
+                async with asyncio.timeout(self._grace):
+                    await callback()
+            except Exception:
+                log.exception("grpc.shutdown_callback_failed", callback=repr(callback))
         await self.server.stop(self._grace)
         log.info("grpc.stopped")
 

@@ -1,4 +1,4 @@
-"""The one entry point shape every service uses: settings, logs, metrics, serve, stop."""
+"""The one entry point shape every service uses: settings, logs, metrics, traces, serve, stop."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from zapcore.grpc_server import GrpcServer
 from zapcore.logging import configure_logging
 from zapcore.metrics import serve_metrics
 from zapcore.settings import PlatformSettings, ServiceSettings
+from zapcore.telemetry import configure_telemetry
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -29,6 +30,7 @@ def run_service(
         settings.check_production(platform)
     configure_logging(name, platform.log_level)
     serve_metrics(settings.metrics_port)
+    configure_telemetry(name, platform)
 
     async def main() -> None:
         async with running(platform, settings) as server:

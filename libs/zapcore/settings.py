@@ -42,6 +42,10 @@ class PlatformSettings(BaseSettings):
     media_target: str = "127.0.0.1:50054"
     moderation_target: str = "127.0.0.1:50055"
     notification_target: str = "127.0.0.1:50056"
+    # OpenTelemetry traces: "" (off), "otlp" (OTLP over gRPC to otel_endpoint) or "console".
+    otel_exporter: str = ""
+    # The collector for "otlp" (http://collector:4317); empty: OTEL_EXPORTER_OTLP_* or default.
+    otel_endpoint: str = ""
 
     @property
     def is_production(self) -> bool:

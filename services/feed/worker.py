@@ -78,7 +78,12 @@ def feed_worker(
         functions=[fanout_post, rescore_feeds],
         cron_jobs=[
             cron(rescore_feeds, minute={0, 15, 30, 45}, unique=True, run_at_startup=False),
-            cron(sweep_lost_fanouts, second={30}, unique=True, run_at_startup=False),
+            cron(
+                sweep_lost_fanouts,
+                second=set(range(0, 60, settings.sweep_every_seconds)),
+                unique=True,
+                run_at_startup=False,
+            ),
             cron(request_scores, second={45}, unique=True, run_at_startup=False),
         ],
         on_startup=startup,

@@ -21,6 +21,7 @@ from zap.moderation.v1 import moderation_pb2, moderation_pb2_grpc
 from zapcore.errors import InvalidArgument
 from zapcore.identity import require_moderator, require_user_id
 from zapcore.ids import parse_id
+from zapcore.jobs import enqueue
 from zapcore.pagination import page_limit
 
 Context = Any
@@ -62,7 +63,8 @@ class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
         _check_length(request.text)
         version = max(1, request.version)
         # arq refuses a second job with the same id while the first is queued or running.
-        await self._r.jobs.enqueue_job(
+        await enqueue(
+            self._r.jobs,
             "score_content",
             kind,
             str(content_id),

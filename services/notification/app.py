@@ -48,6 +48,8 @@ async def running(
     notification_pb2_grpc.add_NotificationServiceServicer_to_server(
         NotificationServicer(resources, hub), server.server
     )
+    # Open Subscribe streams would hold the whole grace period: end them as shutdown begins.
+    server.on_shutdown(hub.end_streams)
     try:
         yield server
     finally:

@@ -6,8 +6,6 @@ python -m services.notification.worker
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import socket
 from typing import Any
@@ -21,7 +19,7 @@ from services.notification.forget import forget_user
 from services.notification.resources import JOB_QUEUE, NotificationResources
 from services.notification.settings import NotificationSettings
 from zapcore.deletion import deletion_consumer
-from zapcore.events import FEED, GRAPH, MODERATION, ConsumerConfig, EventConsumer
+from zapcore.events import FEED, GRAPH, MODERATION, ConsumerConfig, ConsumerSet, EventConsumer
 from zapcore.ids import new_id
 from zapcore.jobs import build_worker, run_worker
 from zapcore.settings import PlatformSettings
@@ -30,60 +28,31 @@ CONSUMER_GROUP = "notification"
 TOPICS = (FEED, GRAPH, MODERATION)
 
 
-class DeliverConsumers:
-    """The event consumers of one worker process, started and stopped together: the deliver
-    readers (one consumer group, several side by side) and the account-deletion cascade.
-    Stopping lets each finish and acknowledge the batch in hand; what is published meanwhile
-    waits in the streams for the next start."""
-
-    def __init__(self, resources: NotificationResources) -> None:
-        settings = resources.settings
-        handler = Delivery(resources).handle
-        # Unique per start: a restarted process takes over its predecessor's unacknowledged
-        # entries through XAUTOCLAIM once they have been idle long enough.
-        prefix = f"{socket.gethostname()}-{os.getpid()}-{new_id().hex[-6:]}"
-        self._consumers = [
-            EventConsumer(
-                resources.redis,
-                ConsumerConfig(
-                    group=CONSUMER_GROUP,
-                    topics=TOPICS,
-                    consumer=f"{prefix}-{index}",
-                    claim_idle_ms=settings.deliver_claim_idle_ms,
-                ),
-                handler,
-            )
-            for index in range(settings.deliver_consumers)
-        ]
-        self._consumers.append(
-            deletion_consumer(
-                resources.redis, "notification", lambda user_id: forget_user(resources, user_id)
-            )
+def deliver_consumers(resources: NotificationResources) -> ConsumerSet:
+    """The deliver readers (one consumer group, several side by side) and the
+    account-deletion cascade of one worker process."""
+    settings = resources.settings
+    handler = Delivery(resources).handle
+    # Unique per start: a restarted process takes over its predecessor's unacknowledged
+    # entries through XAUTOCLAIM once they have been idle long enough.
+    prefix = f"{socket.gethostname()}-{os.getpid()}-{new_id().hex[-6:]}"
+    readers = [
+        EventConsumer(
+            resources.redis,
+            ConsumerConfig(
+                group=CONSUMER_GROUP,
+                topics=TOPICS,
+                consumer=f"{prefix}-{index}",
+                claim_idle_ms=settings.deliver_claim_idle_ms,
+            ),
+            handler,
         )
-        self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-
-    @property
-    def running(self) -> bool:
-        return bool(self._tasks)
-
-    def start(self) -> None:
-        if self._tasks:
-            return
-        self._stop = asyncio.Event()
-        self._tasks = [asyncio.create_task(c.run(self._stop)) for c in self._consumers]
-
-    async def stop(self, grace_seconds: float = 10.0) -> None:
-        self._stop.set()
-        tasks, self._tasks = self._tasks, []
-        if not tasks:
-            return
-        _, late = await asyncio.wait(tasks, timeout=grace_seconds)
-        for task in late:
-            task.cancel()
-        for task in late:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for index in range(settings.deliver_consumers)
+    ]
+    cascade = deletion_consumer(
+        resources.redis, "notification", lambda user_id: forget_user(resources, user_id)
+    )
+    return ConsumerSet([*readers, cascade], grace_seconds=10.0)
 
 
 async def prune_notifications(ctx: dict[str, Any]) -> int:
@@ -93,7 +62,7 @@ async def prune_notifications(ctx: dict[str, Any]) -> int:
 async def startup(ctx: dict[str, Any]) -> None:
     resources = NotificationResources.open(ctx["platform"], ctx["settings"])
     ctx["resources"] = resources
-    ctx["deliver"] = deliver = DeliverConsumers(resources)
+    ctx["deliver"] = deliver = deliver_consumers(resources)
     deliver.start()
 
 

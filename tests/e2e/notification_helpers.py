@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
 
 from tests import factories
 from tests.factories import TestUser
@@ -80,6 +85,69 @@ class LiveSocket:
             received = closed.rcvd
         assert received is not None, "closed without a close frame"
         return received.code, received.reason
+
+
+class StalledSocket:
+    """A notification socket on a bare TCP socket that reads nothing after "ready" until
+    `read_to_close`, with a receive buffer of a few KiB so that the server backs up at once.
+    (websockets' sans-I/O protocol makes the handshake and parses the frames.)"""
+
+    def __init__(self, sock: socket.socket, protocol: ClientProtocol) -> None:
+        self._sock = sock
+        self._protocol = protocol
+
+    @classmethod
+    async def open(cls, url: str, timeout: float = 15.0) -> StalledSocket:
+        loop = asyncio.get_running_loop()
+        uri = parse_uri(url)
+        sock = socket.socket()
+        # Before connecting: the buffer size decides the window the client announces.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+        sock.setblocking(False)
+        protocol = ClientProtocol(uri)
+        try:
+            async with asyncio.timeout(timeout):
+                await loop.sock_connect(sock, (uri.host, uri.port))
+                protocol.send_request(protocol.connect())
+                await loop.sock_sendall(sock, b"".join(protocol.data_to_send()))
+                ready = False
+                while not ready:
+                    data = await loop.sock_recv(sock, 4096)
+                    assert data, "the server closed the connection"
+                    protocol.receive_data(data)
+                    for event in protocol.events_received():
+                        if isinstance(event, Response):
+                            assert event.status_code == 101, event
+                        elif _text(event) is not None:
+                            ready = json.loads(_text(event) or "{}").get("type") == "ready"
+        except BaseException:
+            sock.close()
+            raise
+        return cls(sock, protocol)
+
+    async def read_to_close(self, timeout: float = 15.0) -> tuple[int, int]:
+        """Read everything the server sent, up to its close frame: (messages, close code)."""
+        loop = asyncio.get_running_loop()
+        messages = 0
+        async with asyncio.timeout(timeout):
+            while self._protocol.close_rcvd is None:
+                data = await loop.sock_recv(self._sock, 65536)
+                if not data:
+                    break
+                self._protocol.receive_data(data)
+                messages += sum(_text(e) is not None for e in self._protocol.events_received())
+        closed = self._protocol.close_rcvd
+        assert closed is not None, "closed without a close frame"
+        return messages, closed.code
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def _text(event: object) -> str | None:
+    if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+        return bytes(event.data).decode()
+    return None
 
 
 @contextlib.asynccontextmanager

@@ -4,8 +4,12 @@ pub/sub to the socket, and the replay from a cursor."""
 
 from __future__ import annotations
 
-import httpx
+import time
 
+import httpx
+from prometheus_client import REGISTRY
+
+from services.notification import app as notification_app
 from tests.e2e.feed_helpers import follow, post
 from tests.e2e.notification_helpers import (
     like,
@@ -16,7 +20,7 @@ from tests.e2e.notification_helpers import (
     wait_listed,
 )
 from tests.factories import make_user
-from tests.support.stack import Stack, gateway_settings, run_worker, serve_gateway
+from tests.support.stack import Stack, free_port, gateway_settings, run_worker, serve_gateway
 from tests.support.waiting import eventually
 
 
@@ -263,3 +267,53 @@ async def test_every_socket_of_a_user_gets_it_whichever_gateway_holds_it(
         on_phone, on_laptop = await phone.notification(), await laptop.notification()
     assert on_phone == on_laptop
     assert on_phone["post_id"] == written["id"]
+
+
+# --- a restart of the notification service -----------------------------------------------------
+
+
+async def test_a_restart_ends_streams_at_once_and_open_sockets_resume(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    """Shutdown ends the open Subscribe streams as it begins (UNAVAILABLE, shutting-down)
+    instead of holding the grace period; the gateway resumes each from its last cursor, so
+    the socket stays open and what happened meanwhile arrives, once."""
+    author = await make_user(client)
+    fans = [await make_user(client) for _ in range(3)]
+    written = await post(client, author, "through a restart")
+    port = free_port()
+    settings = stack.settings["notification"].model_copy(
+        update={"grpc_port": port, "shutdown_grace_seconds": 30}
+    )
+    platform = stack.platform.model_copy(update={"notification_target": f"127.0.0.1:{port}"})
+    labels = {
+        "grpc_service": notification_app.SERVICE_NAME,
+        "grpc_method": "Subscribe",
+        "grpc_code": "UNAVAILABLE",
+    }
+    ended_before = REGISTRY.get_sample_value("zap_grpc_server_handled_total", labels) or 0.0
+    async with (
+        serve_gateway(platform, gateway_settings(ws_resume_attempts=8)) as url,
+        notification_app.running(platform, settings) as first,
+    ):
+        await first.start()
+        async with live_socket(url, author) as socket:
+            await like(client, fans[0], written["id"])
+            assert (await socket.notification())["actor_count"] == 1
+            began = time.monotonic()
+            await first.stop()
+            assert time.monotonic() - began < 5  # the grace period is 30 s
+            ended = REGISTRY.get_sample_value("zap_grpc_server_handled_total", labels)
+            assert ended == ended_before + 1
+            # While no notification server runs: stored, then replayed on resumption.
+            await like(client, fans[1], written["id"])
+            await eventually(
+                lambda: listed(client, author), lambda items: items[0]["actor_count"] == 2
+            )
+            async with notification_app.running(platform, settings) as second:
+                await second.start()
+                replayed = await socket.notification()
+                await like(client, fans[2], written["id"])
+                live = await socket.notification()
+                assert await socket.quiet_for(0.5) == []
+    assert (replayed["actor_count"], live["actor_count"]) == (2, 3)

@@ -1,12 +1,12 @@
 """WS /ws/notifications/ admission and close codes: tokens (bad, expired, expiring, revoked),
-cursors, origins, rate limits and what clients may send. (Clients that fall behind:
-tests/gateway/test_notification_relay.py, since real sockets on one machine buffer megabytes
-before a sender notices.)"""
+cursors, origins, rate limits, what clients may send, and a client that stops reading.
+(The relay's own rules, with fakes: tests/gateway/test_notification_relay.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -15,14 +15,19 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+import uvicorn
+from prometheus_client import REGISTRY
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from gateway.app import create_app
 from services.auth.tokens.keys import KeyRing
 from tests import factories
-from tests.e2e.notification_helpers import LiveSocket, live_socket, socket_url
+from tests.e2e.feed_helpers import post
+from tests.e2e.notification_helpers import LiveSocket, StalledSocket, live_socket, socket_url
 from tests.factories import PASSWORD, make_user
 from tests.support.stack import Stack, gateway_settings, serve_gateway
+from tests.support.waiting import eventually
 
 
 def forged(stack: Stack, user: factories.TestUser, **claims: Any) -> str:
@@ -184,3 +189,96 @@ async def _next_non_heartbeat(socket: LiveSocket) -> dict[str, Any]:
         message = await asyncio.wait_for(socket.message(), 10)
         if message["type"] != "heartbeat":
             return message
+
+
+# --- clients that fall behind ---------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def gateway_with_small_send_buffers(stack: Stack, **settings: Any) -> AsyncIterator[str]:
+    """A second gateway whose sockets keep at most a few KiB in the kernel's send buffer.
+
+    Accepted sockets inherit the listener's SO_SNDBUF. Left to itself, Linux grows the send
+    buffer of a loopback connection to megabytes, which a client that reads nothing would
+    take minutes of notifications to fill; across a real network the client's window and the
+    bytes in flight bound it. What the gateway does once writes back up is the same."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    config = uvicorn.Config(
+        create_app(stack.platform, gateway_settings(**settings)),
+        log_config=None,
+        lifespan="on",
+        loop="none",
+        http="httptools",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+        listener.close()
+
+
+async def test_a_client_that_stops_reading_is_closed_with_1013_and_others_keep_up(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    author = await make_user(client)
+    fans = [await make_user(client) for _ in range(10)]
+    # Big profiles make big messages (each names up to ten actors): a few fill the buffers.
+    for n, fan in enumerate(fans):
+        answer = await client.patch(
+            "/api/v1/auth/me/",
+            json={"display_name": f"fan {n} " * 10, "avatar_url": "https://cdn.zap/" + "a" * 1500},
+            headers=fan.headers,
+        )
+        assert answer.status_code == 200, answer.text
+    written = await post(client, author, "talk to me")
+    too_slow = {"code": "1013"}
+    closed_before = REGISTRY.get_sample_value("zap_ws_closed_total", too_slow) or 0.0
+
+    async def closed_too_slow() -> float:
+        return REGISTRY.get_sample_value("zap_ws_closed_total", too_slow) or 0.0
+
+    async with (
+        gateway_with_small_send_buffers(
+            stack, ws_send_queue_size=4, ws_send_timeout_seconds=5
+        ) as url,
+        live_socket(url, author) as reader,
+    ):
+        stalled = await StalledSocket.open(socket_url(url, token=author.access))
+
+        async def stalled_closes() -> tuple[int, int]:
+            # The close frame waits behind what the client has not read: read once it is due.
+            await eventually(closed_too_slow, lambda closed: closed > closed_before, timeout=60)
+            return await stalled.read_to_close()
+
+        stalled_outcome = asyncio.create_task(stalled_closes())
+        try:
+            comments = 40
+            for n in range(comments):
+                fan = fans[n % len(fans)]
+                answer = await client.post(
+                    f"/api/v1/posts/{written['id']}/comments/",
+                    json={"content": f"comment number {n} from {fan.username}"},
+                    headers=fan.headers,
+                )
+                assert answer.status_code == 201, answer.text
+                sent = time.monotonic()
+                # The reader gets every comment promptly, before the next one is written.
+                notification = await reader.notification(timeout=5)
+                assert notification["comment_id"] == answer.json()["id"]
+                assert time.monotonic() - sent < 2
+            messages, code = await asyncio.wait_for(stalled_outcome, 30)
+        finally:
+            stalled_outcome.cancel()
+            stalled.close()
+    assert code == 1013
+    assert 1 <= messages < comments  # ready, then what got through before it fell behind

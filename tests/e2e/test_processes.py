@@ -14,11 +14,12 @@ import httpx
 import pytest
 
 from tests.e2e.feed_helpers import follow, wait_in_home
+from tests.e2e.notification_helpers import like, wait_listed
 from tests.factories import PASSWORD, make_user, new_identity
 from tests.support.stack import SERVICES, TEST_SECRET, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-WORKERS = ("auth", "feed", "media")
+WORKERS = ("auth", "feed", "media", "notification")
 
 
 @dataclass
@@ -68,7 +69,7 @@ async def processes(
                 )
         url = f"http://127.0.0.1:{http_port}"
         async with httpx.AsyncClient(base_url=url, timeout=2) as client:
-            # Ten Python processes start on two cores: give them a minute.
+            # Eleven Python processes start on two cores: give them a minute.
             for _ in range(1200):
                 try:
                     if (await client.get("/readyz")).status_code == 200:
@@ -113,6 +114,14 @@ async def test_entry_points_serve_the_seed_calls_and_stop_on_sigterm(
         )
         assert posted.status_code == 201, posted.text
         await wait_in_home(client, reader, posted.json()["id"])
+
+        # The follow and a like become the author's notifications through the notification
+        # worker process (graph's and feed's events, read by its deliver consumers).
+        await like(client, reader, posted.json()["id"])
+        liked, followed = await wait_listed(client, author, 2)
+        assert (liked["kind"], liked["post_id"]) == ("like", posted.json()["id"])
+        assert followed["kind"] == "follow"
+        assert [actor["id"] for actor in liked["actors"]] == [reader.id]
 
         # auth stops: the gateway answers fast with a clear 503, not a hang.
         running["auth"].send_signal(signal.SIGTERM)

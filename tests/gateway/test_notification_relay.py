@@ -1,7 +1,7 @@
 """The WebSocket relay's own rules, with the socket and the upstream stream played by fakes:
-a client that falls behind is closed with 1013 (a real socket on one machine buffers
-megabytes before that shows), and a stream the service drops is resumed from the last cursor
-without a gap or a duplicate."""
+a client that falls behind is closed with 1013 (over a real socket, with small buffers:
+tests/e2e/test_notifications_socket.py), and a stream the service drops is resumed from the
+last cursor without a gap or a duplicate."""
 
 from __future__ import annotations
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
+from tests.support.waiting import eventually
 from zap.events.v1 import events_pb2
 from zapcore.events import (
     ConsumerConfig,
@@ -115,3 +117,77 @@ async def test_run_consumes_until_stopped(redis: Redis) -> None:
     stop.set()
     await asyncio.wait_for(task, timeout=2)
     assert recorder.seen[0].followed.follower_id == "follower-7"
+
+
+async def test_abandoned_entries_are_looked_for_on_an_interval_not_on_every_read(
+    redis: Redis,
+) -> None:
+    await EventPublisher(redis, producer="graph").publish("graph", followed(1))
+    recorder = Recorder(failures=1)
+    config = ConsumerConfig(
+        group="feed", topics=["graph"], claim_idle_ms=0, reclaim_every_ms=300, block_ms=10
+    )
+    consumer = EventConsumer(redis, config, recorder)
+    assert await consumer.run_once(block=False) == 0  # read, and the handler failed
+    assert await consumer.run_once(block=False) == 0  # no takeover yet: not due
+    assert await pending(redis, "graph", "feed") == 1
+    await asyncio.sleep(0.35)
+    assert await consumer.run_once(block=False) == 1
+    assert len(recorder.seen) == 1
+    assert await pending(redis, "graph", "feed") == 0
+
+
+async def test_a_dead_consumers_entry_is_taken_over_by_a_running_consumer(redis: Redis) -> None:
+    """Not only at start: the running loop keeps looking (every half `claim_idle_ms`)."""
+    env = await EventPublisher(redis, producer="graph").publish("graph", followed(9))
+    survivor = Recorder()
+    config = ConsumerConfig(
+        group="feed", topics=["graph"], consumer="survivor", claim_idle_ms=400, block_ms=20
+    )
+    consumer = EventConsumer(redis, config, survivor)
+    await consumer.ensure_groups()
+    # A consumer reads the entry, then dies without acknowledging it.
+    taken = await redis.xreadgroup("feed", "dead", {stream_key("graph"): ">"}, count=10)
+    assert len(taken[0][1]) == 1
+    stop = asyncio.Event()
+    started = asyncio.get_running_loop().time()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        # The takeover at start finds it too recent; a later one takes it.
+        await eventually(lambda: _seen(survivor), bool, timeout=5)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=2)
+    assert asyncio.get_running_loop().time() - started >= 0.35
+    assert [seen.id for seen in survivor.seen] == [env.id]
+    assert await pending(redis, "graph", "feed") == 0
+
+
+async def test_pending_entries_and_dead_letters_are_measured(redis: Redis) -> None:
+    publisher = EventPublisher(redis, producer="graph")
+    for n in range(3):
+        await publisher.publish("graph", followed(n))
+    # A consumer of the group reads all three and dies: three entries pending.
+    await redis.xgroup_create(stream_key("graph"), "notification", id="0")
+    await redis.xreadgroup("notification", "dead", {stream_key("graph"): ">"}, count=10)
+    labels = {"stream": "graph", "group": "notification"}
+    dead_before = REGISTRY.get_sample_value("zap_event_dead_letters_total", labels) or 0.0
+
+    config = ConsumerConfig(
+        group="notification", topics=["graph"], claim_idle_ms=0, max_deliveries=3
+    )
+    consumer = EventConsumer(redis, config, Recorder(failures=100))
+    await consumer.run_once(block=False)  # counts 3 pending, takes them over, fails them
+    assert REGISTRY.get_sample_value("zap_event_stream_pending", labels) == 3
+    assert (REGISTRY.get_sample_value("zap_event_dead_letters_total", labels) or 0) == dead_before
+    await consumer.run_once(block=False)  # the third delivery fails too: dead letters
+    dead_after = REGISTRY.get_sample_value("zap_event_dead_letters_total", labels)
+    assert dead_after == dead_before + 3
+    assert await redis.xlen(dead_letter_key("graph", "notification")) == 3
+    consumer = EventConsumer(redis, config, Recorder())
+    await consumer.run_once(block=False)
+    assert REGISTRY.get_sample_value("zap_event_stream_pending", labels) == 0
+
+
+async def _seen(recorder: Recorder) -> list[events_pb2.Envelope]:
+    return recorder.seen

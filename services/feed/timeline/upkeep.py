@@ -13,6 +13,7 @@ from services.feed.resources import JOB_QUEUE, FeedResources
 from services.feed.timeline.repository import FeedRepository
 from zap.events.v1 import events_pb2
 from zap.graph.v1 import graph_pb2
+from zapcore.jobs import enqueue
 from zapcore.logging import get_logger
 
 log = get_logger(__name__)
@@ -97,7 +98,8 @@ async def sweep_fanouts(resources: FeedResources) -> int:
     # A new id per sweep window: the lost job's id may still be held by a failed result.
     window = int(now.timestamp()) // settings.sweep_after_seconds
     for post_id in overdue:
-        await resources.jobs.enqueue_job(
+        await enqueue(
+            resources.jobs,
             "fanout_post",
             str(post_id),
             _job_id=f"fanout:{post_id}:sweep:{window}",

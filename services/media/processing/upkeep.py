@@ -1,5 +1,6 @@
-"""Housekeeping: raw uploads nobody completed (or re-sent after processing), processing
-jobs that were lost, and deleted accounts, whose media leaves the store."""
+"""Housekeeping: raw uploads nobody completed (or re-sent after processing, or after their
+media was deleted), processing jobs that were lost, and deleted accounts, whose media leaves
+the store."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from services.media.library.repository import MediaRepository
 from services.media.models import MediaStatus
 from services.media.object_store import owner_prefixes
 from services.media.resources import JOB_QUEUE, MediaResources
-from services.media.uploads.service import process_job_id
+from services.media.uploads.service import PRESIGN_LIMIT_NAMESPACE, process_job_id
+from zapcore.jobs import enqueue
 from zapcore.logging import get_logger
 
 log = get_logger(__name__)
@@ -35,6 +37,8 @@ async def sweep_uploads(resources: MediaResources) -> int:
             pending = [m.id for m in batch if m.status == MediaStatus.PENDING]
             await repository.expire_pending(pending, now)
             await repository.mark_cleared([m.id for m in batch], now)
+            # Deleted media only waited for this (their other objects are gone already).
+            await repository.delete_retired([m.id for m in batch if m.deleted_at is not None])
         cleared += len(batch)
         if len(batch) < SWEEP_BATCH:
             break
@@ -52,8 +56,12 @@ async def requeue_stuck(resources: MediaResources) -> int:
         stuck = await MediaRepository(session).stuck_processing(before, SWEEP_BATCH)
     queued = 0
     for media_id in stuck:
-        job = await resources.jobs.enqueue_job(
-            "process_media", str(media_id), _job_id=process_job_id(media_id), _queue_name=JOB_QUEUE
+        job = await enqueue(
+            resources.jobs,
+            "process_media",
+            str(media_id),
+            _job_id=process_job_id(media_id),
+            _queue_name=JOB_QUEUE,
         )
         queued += job is not None
     return queued
@@ -70,4 +78,7 @@ async def forget_owner(resources: MediaResources, owner_id: uuid.UUID) -> None:
         deleted += await resources.store.delete_prefix(prefix)
     async with resources.db.unit_of_work() as session:
         rows = await MediaRepository(session).delete_owned_by(owner_id)
+    # The presign counters are keyed by the user id (the daily one lives a day).
+    for rule in resources.presign_rules:
+        await resources.limiter.clear(rule, PRESIGN_LIMIT_NAMESPACE, str(owner_id))
     log.info("media.owner_forgotten", user_id=str(owner_id), objects=deleted, records=rows)

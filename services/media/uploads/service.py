@@ -33,12 +33,15 @@ from services.media.uploads.rules import (
 from zapcore.db import after_commit
 from zapcore.errors import FailedPrecondition, InvalidArgument, RateLimited
 from zapcore.ids import new_id, parse_id
+from zapcore.jobs import enqueue as enqueue_job
 from zapcore.logging import get_logger
 
 log = get_logger(__name__)
 
 # Enough for every header Pillow reads before the pixels of an ordinary image.
 HEAD_BYTES = 64 * 1024
+# The presign counters' namespace in the rate limiter (keyed by it and the user id).
+PRESIGN_LIMIT_NAMESPACE = "media-presign"
 
 
 def process_job_id(media_id: uuid.UUID) -> str:
@@ -133,7 +136,8 @@ class Uploads:
                 media_id = media.id
 
                 async def enqueue() -> None:
-                    await self._r.jobs.enqueue_job(
+                    await enqueue_job(
+                        self._r.jobs,
                         "process_media",
                         str(media_id),
                         _job_id=process_job_id(media_id),
@@ -184,9 +188,9 @@ class Uploads:
         limiter, user = self._r.limiter, str(owner_id)
         for rule in self._r.presign_rules:
             try:
-                if await limiter.hit(rule, "media-presign", user):
+                if await limiter.hit(rule, PRESIGN_LIMIT_NAMESPACE, user):
                     continue
-                stats = await limiter.get_window_stats(rule, "media-presign", user)
+                stats = await limiter.get_window_stats(rule, PRESIGN_LIMIT_NAMESPACE, user)
             except (RedisError, OSError):
                 log.warning("media.ratelimit_unavailable")
                 return

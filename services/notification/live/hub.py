@@ -43,6 +43,13 @@ class Overloaded(ZapError):
     title = "Too many live connections"
 
 
+class ShuttingDown(ZapError):
+    # UNAVAILABLE: the gateway resumes the stream from its cursor, on another server.
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "shutting-down"
+    title = "Shutting down"
+
+
 class Resync:
     """Queue marker: messages may have been lost; compare with the database."""
 
@@ -57,9 +64,11 @@ class Subscriber:
     def __init__(self, size: int) -> None:
         self._queue: asyncio.Queue[Item] = asyncio.Queue(size)
         self.overflowed = False
+        # The server is shutting down: the stream should end (its client resumes elsewhere).
+        self.ended = False
 
     def offer(self, item: Item) -> None:
-        if self.overflowed:
+        if self.overflowed or self.ended:
             return
         try:
             self._queue.put_nowait(item)
@@ -81,6 +90,12 @@ class Subscriber:
         while not self._queue.empty():
             self._queue.get_nowait()
         self.overflowed = False
+
+    def end(self) -> None:
+        """Mark the stream ended and wake it if it waits for an item."""
+        self.clear()
+        self.ended = True
+        self._queue.put_nowait(RESYNC)
 
 
 @dataclass(eq=False)
@@ -122,6 +137,7 @@ class LiveHub:
         self._count = 0
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._ending = False
 
     @property
     def subscribers(self) -> int:
@@ -139,6 +155,17 @@ class LiveHub:
             return False
         return True
 
+    async def end_streams(self) -> None:
+        """Shutdown begins: end every stream now and refuse new ones.
+
+        Open streams would otherwise hold the server's whole grace period; their clients
+        resume from their cursors on another server.
+        """
+        self._ending = True
+        for channel in self._channels.values():
+            for subscriber in channel.subscribers:
+                subscriber.end()
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -150,6 +177,8 @@ class LiveHub:
     @asynccontextmanager
     async def subscription(self, recipient_id: uuid.UUID) -> AsyncIterator[Subscriber]:
         """A queue of the recipient's live messages, subscribed and confirmed."""
+        if self._ending:
+            raise ShuttingDown("this server is shutting down; resume from your cursor")
         if self._count >= self._max_subscribers:
             raise Overloaded("this server holds as many live streams as it may; try another")
         subscriber = Subscriber(self._queue_size)
@@ -163,6 +192,8 @@ class LiveHub:
                     await channel.ready.wait()
             except TimeoutError:
                 raise _unavailable() from None
+            if self._ending:  # began while this one was joining
+                subscriber.end()
             yield subscriber
         finally:
             self._count -= 1

@@ -13,6 +13,8 @@
    is never lost for good.
 A subscriber whose queue overflows is closed (RESOURCE_EXHAUSTED, slow-consumer) and
 reconnects from its cursor; the hub's reader and every other stream carry on unaffected.
+When the server begins to shut down, every stream ends at once (UNAVAILABLE,
+shutting-down) instead of holding the grace period; the gateway resumes it from its cursor.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import grpc
 from services.notification.inbox.converters import notification_to_proto
 from services.notification.inbox.repository import InboxRepository
 from services.notification.live.channel import LiveMessage
-from services.notification.live.hub import LiveHub, Resync
+from services.notification.live.hub import LiveHub, Resync, ShuttingDown, Subscriber
 from services.notification.resources import NotificationResources
 from zap.notification.v1 import notification_pb2
 from zapcore.errors import ZapError
@@ -57,20 +59,22 @@ class LiveStream:
             # A cursor beyond the recipient's sequence (another account's, or from before a
             # restore) would make every live message look old: start from what exists.
             position = last if start is None else min(start, last)
-            async for at, message in self._changes_after(user_id, position):
+            async for at, message in self._changes_after(user_id, position, live):
                 position = at
                 yield Response(notification=message)
             if live.overflowed:
                 # The replay was long enough for the live queue to fill: that was our doing,
                 # not the client's, so the dropped messages are read again instead.
                 live.clear()
-                async for at, message in self._changes_after(user_id, position):
+                async for at, message in self._changes_after(user_id, position, live):
                     position = at
                     yield Response(notification=message)
             yield self._heartbeat(position)
             resync_at = loop.time() + _jittered(settings.resync_seconds)
             while True:
+                _check_not_ended(live)
                 item = await live.next(_jittered(settings.heartbeat_seconds))
+                _check_not_ended(live)
                 if live.overflowed:
                     raise SlowConsumer(
                         "live notifications were not read fast enough; reconnect from your cursor"
@@ -79,7 +83,7 @@ class LiveStream:
                     due = item is not None or loop.time() >= resync_at
                     if due:
                         resync_at = loop.time() + _jittered(settings.resync_seconds)
-                        async for at, message in self._changes_after(user_id, position):
+                        async for at, message in self._changes_after(user_id, position, live):
                             position = at
                             yield Response(notification=message)
                     if item is None:
@@ -89,11 +93,12 @@ class LiveStream:
                     yield Response(notification=item.notification)
 
     async def _changes_after(
-        self, user_id: uuid.UUID, position: int
+        self, user_id: uuid.UUID, position: int, live: Subscriber
     ) -> AsyncIterator[tuple[int, notification_pb2.Notification]]:
         """Everything stored after `position`, in order, a batch per query."""
         batch = self._r.settings.replay_batch_size
         while True:
+            _check_not_ended(live)
             async with self._r.db.read_only() as session:
                 rows = await InboxRepository(session).after(user_id, position, batch)
             for row in rows:
@@ -112,6 +117,11 @@ class LiveStream:
                 sent_at=to_timestamp(datetime.now(UTC)), cursor=self._r.cursors.position(position)
             )
         )
+
+
+def _check_not_ended(live: Subscriber) -> None:
+    if live.ended:
+        raise ShuttingDown("this server is shutting down; resume from your cursor")
 
 
 def _jittered(seconds: float) -> float:
