@@ -57,6 +57,10 @@ class Media(Base):
     # Set once the raw upload key is known to be empty for good (its presigned POST expired
     # and whatever was sent to it is deleted): the raw file may carry EXIF/GPS.
     upload_cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when the media was deleted (with the post that showed it): its objects are gone and
+    # every read treats it as unknown; the row only waits, as a tombstone, until its raw
+    # upload key can no longer receive a file, and the sweeper then empties it for good.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     variants: Mapped[list[MediaVariant]] = relationship(
         lazy="raise", cascade="all, delete-orphan", passive_deletes=True

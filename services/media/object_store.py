@@ -48,6 +48,11 @@ def variant_key(owner_id: uuid.UUID, media_id: uuid.UUID, name: str, extension: 
     return f"media/{owner_id}/{media_id}/{name}.{extension}"
 
 
+def media_prefix(owner_id: uuid.UUID, media_id: uuid.UUID) -> str:
+    """Where every variant of one media lives."""
+    return f"media/{owner_id}/{media_id}/"
+
+
 def owner_prefixes(owner_id: uuid.UUID) -> list[str]:
     """Every prefix under which an owner's objects live."""
     return [f"uploads/{owner_id}/", f"media/{owner_id}/"]

@@ -1,27 +1,46 @@
-"""media's worker: image processing jobs, the upload sweeper, and the consumer of account
-deletions (a deleted account's media leaves the store).
+"""media's worker: image processing jobs, the upload sweeper, and two event consumers: feed's
+deleted posts (their media leave the store) and account deletions (all of the account's media
+leave the store).
 
 python -m services.media.worker
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from typing import Any
 
 from arq import cron
 from arq.worker import Worker
 
+from services.media.library.removal import PostMediaRemoval
 from services.media.processing.pool import RenderPool
 from services.media.processing.service import Processing
 from services.media.processing.upkeep import forget_owner, requeue_stuck, sweep_uploads
 from services.media.resources import JOB_QUEUE, MediaResources
 from services.media.settings import MediaSettings
 from zapcore.deletion import deletion_consumer
+from zapcore.events import FEED, ConsumerConfig, ConsumerSet, EventConsumer
 from zapcore.jobs import build_worker, run_worker
 from zapcore.settings import PlatformSettings
+
+CONSUMER_GROUP = "media"
+
+
+def event_consumers(resources: MediaResources) -> ConsumerSet:
+    """Feed's deleted posts and account deletions, on media's own consumer group."""
+    return ConsumerSet(
+        [
+            EventConsumer(
+                resources.redis,
+                ConsumerConfig(group=CONSUMER_GROUP, topics=[FEED]),
+                PostMediaRemoval(resources).handle,
+            ),
+            deletion_consumer(
+                resources.redis, CONSUMER_GROUP, lambda user_id: forget_owner(resources, user_id)
+            ),
+        ]
+    )
 
 
 async def process_media(ctx: dict[str, Any], media_id: str) -> str:
@@ -40,17 +59,12 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["resources"] = resources
     ctx["renderer"] = renderer = RenderPool(ctx["settings"])
     ctx["processing"] = Processing(resources, renderer)
-    deletions = deletion_consumer(
-        resources.redis, "media", lambda user_id: forget_owner(resources, user_id)
-    )
-    ctx["stop"] = stop = asyncio.Event()
-    ctx["consumer"] = asyncio.create_task(deletions.run(stop))
+    ctx["consumers"] = consumers = event_consumers(resources)
+    consumers.start()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    ctx["stop"].set()
-    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-        await asyncio.wait_for(ctx["consumer"], timeout=5)
+    await ctx["consumers"].stop()
     ctx["renderer"].close()
     await ctx["resources"].close()
 

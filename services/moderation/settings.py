@@ -26,8 +26,12 @@ class ModerationSettings(ServiceSettings):
     reject_at: float = Field(default=0.9, gt=0, le=1)
 
     # Tier 2: Detoxify weights on local disk (with the `ml` extra installed); empty for the
-    # model that ships with alt-profanity-check.
+    # model that ships with alt-profanity-check. The config dir holds the base model's
+    # transformers config and tokenizer files (roberta-base for `unbiased`), so that nothing
+    # is fetched from the Hugging Face hub; without it only the local Hugging Face cache is
+    # looked at.
     detoxify_checkpoint: Path | None = None
+    detoxify_config_dir: Path | None = None
     remove_at: float = Field(default=0.85, gt=0, le=1)
     shadow_ban_at: float = Field(default=0.70, gt=0, le=1)
     review_at: float = Field(default=0.40, gt=0, le=1)

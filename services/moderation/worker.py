@@ -32,7 +32,9 @@ async def score_content(
         classifier: Classifier | None = ctx.get("classifier")
         if classifier is None:
             classifier = await asyncio.to_thread(
-                load_classifier, resources.settings.detoxify_checkpoint
+                load_classifier,
+                resources.settings.detoxify_checkpoint,
+                resources.settings.detoxify_config_dir,
             )
     except ModelUnavailable as error:
         # The content stays unscored (not silently clean); feed asks again later too.

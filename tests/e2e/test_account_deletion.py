@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import asyncpg
+import grpc
 import httpx
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from services.auth.deletion.cascade import purge
+from services.media.object_store import ObjectStore
 from tests.e2e.feed_helpers import follow, post, wait_in_home
 from tests.factories import TestUser as User
 from tests.factories import make_user
+from tests.support.media import jpeg_with_gps, keys_of, png, presign, ready, upload
+from tests.support.media import uploaded as uploaded_media
 from tests.support.problems import assert_problem
-from tests.support.stack import Stack
+from tests.support.stack import TEST_SECRET, Stack
 from tests.support.waiting import eventually
+from zap.auth.v1 import auth_pb2, auth_pb2_grpc
 from zap.events.v1 import events_pb2
 from zapcore.db import Database
-from zapcore.events import ACCOUNT_DELETIONS, EventPublisher
+from zapcore.events import ACCOUNT_DELETIONS, EventPublisher, stream_key
+from zapcore.identity import IDENTITY_METADATA_KEY, Identity, IdentitySigner
 
 # Services that take part in the cascade and report a receipt.
-CASCADE = {"feed", "graph", "moderation"}
+CASCADE = {"feed", "graph", "media", "moderation", "notification"}
 
 
 def dsn(stack: Stack, service: str) -> str:
@@ -31,7 +39,7 @@ def dsn(stack: Stack, service: str) -> str:
 async def rows_mentioning(stack: Stack, needles: list[str]) -> list[str]:
     """Every row of every table of every service database whose text contains a needle."""
     found = []
-    for service in ("auth", *sorted(CASCADE)):
+    for service in sorted(stack.settings):
         connection = await asyncpg.connect(dsn(stack, service))
         try:
             tables = await connection.fetch(
@@ -62,17 +70,57 @@ async def receipts(stack: Stack, user_id: str) -> set[str]:
     return {row["service"] for row in rows}
 
 
+async def deletion_status(stack: Stack, user_id: str) -> set[str]:
+    """The services whose receipt auth shows to an admin (GetDeletionStatus)."""
+    admin = Identity(service="gateway", user_id=uuid.uuid4(), role="admin")
+    metadata = ((IDENTITY_METADATA_KEY, IdentitySigner(TEST_SECRET).sign(admin)),)
+    async with grpc.aio.insecure_channel(stack.auth_target) as channel:
+        answer = await auth_pb2_grpc.AuthServiceStub(channel).GetDeletionStatus(
+            auth_pb2.GetDeletionStatusRequest(user_id=user_id), metadata=metadata
+        )
+    return {receipt.service for receipt in answer.receipts}
+
+
+async def media_rows(stack: Stack, user_id: str) -> int:
+    connection = await asyncpg.connect(dsn(stack, "media"))
+    try:
+        count = await connection.fetchval(
+            "SELECT count(*) FROM media WHERE owner_id = $1::uuid", user_id
+        )
+    finally:
+        await connection.close()
+    return int(count)
+
+
+async def notifications_of(client: httpx.AsyncClient, user: User) -> list[dict[str, Any]]:
+    answer = await client.get("/api/v1/notifications/", headers=user.headers)
+    assert answer.status_code == 200, answer.text
+    results: list[dict[str, Any]] = answer.json()["results"]
+    return results
+
+
+def actors(notifications: list[dict[str, Any]]) -> set[str]:
+    return {actor["id"] for n in notifications for actor in n["actors"]}
+
+
 async def followers_of(client: httpx.AsyncClient, user: User) -> int:
     profile = await client.get(f"/api/v1/users/{user.id}/")
     return int(profile.json()["counts"]["followers"])
 
 
 async def build_a_life(client: httpx.AsyncClient, victim: User, friend: User) -> dict[str, Any]:
-    """Posts, comments, likes, follows both ways, a block, a mute, a report."""
+    """Posts (one with a photo), an upload never completed, comments, likes, follows both
+    ways, a block, a mute, a report, notifications both ways."""
     stranger, pest = await make_user(client), await make_user(client)
     await follow(client, victim, friend)
     await follow(client, friend, victim)
-    mine = await post(client, victim, "my life story #memoir")
+    photo = await ready(
+        client, victim, (await uploaded_media(client, victim, jpeg_with_gps()))["id"]
+    )
+    abandoned = (await presign(client, victim, "image/png", 10_000)).json()
+    async with httpx.AsyncClient(timeout=30) as browser:
+        await upload(browser, abandoned["upload"]["url"], abandoned["upload"]["fields"], png())
+    mine = await post(client, victim, "my life story #memoir", media_ids=[photo["id"]])
     theirs = await post(client, friend, "a friend's post")
     auth = victim.headers
     await client.post(f"/api/v1/posts/{theirs['id']}/like/", headers=auth)
@@ -86,15 +134,19 @@ async def build_a_life(client: httpx.AsyncClient, victim: User, friend: User) ->
         f"/api/v1/posts/{theirs['id']}/report/", json={"reason": "other"}, headers=auth
     )
     await wait_in_home(client, friend, mine["id"])
-    return {"mine": mine, "theirs": theirs}
+    # Each is an actor in the other's notifications.
+    await eventually(lambda: notifications_of(client, friend), lambda n: victim.id in actors(n))
+    await eventually(lambda: notifications_of(client, victim), lambda n: friend.id in actors(n))
+    return {"mine": mine, "theirs": theirs, "photo": photo}
 
 
 async def test_deletion_is_immediate_for_readers_and_complete_after_the_cascade(
-    client: httpx.AsyncClient, stack: Stack, redis_db: tuple[str, Redis]
+    client: httpx.AsyncClient, stack: Stack, redis_db: tuple[str, Redis], store: ObjectStore
 ) -> None:
     victim, friend = await make_user(client), await make_user(client)
     life = await build_a_life(client, victim, friend)
     friend_followers = await followers_of(client, friend)
+    assert len(await keys_of(store, victim.id)) == 4  # three variants and an abandoned upload
 
     gone = await client.request(
         "DELETE", "/api/v1/auth/me/", json={"password": victim.password}, headers=victim.headers
@@ -118,7 +170,10 @@ async def test_deletion_is_immediate_for_readers_and_complete_after_the_cascade(
 
     # Then every service removes what it holds and says so.
     await eventually(lambda: receipts(stack, victim.id), lambda done: done >= CASCADE, timeout=30)
+    assert await deletion_status(stack, victim.id) >= CASCADE
     assert await followers_of(client, friend) == friend_followers - 1
+    assert victim.id not in actors(await notifications_of(client, friend))
+    assert await keys_of(store, victim.id) == []
     theirs = (await client.get(f"/api/v1/posts/{life['theirs']['id']}/")).json()
     assert (theirs["like_count"], theirs["comment_count"]) == (0, 0)
     # Only auth's tombstone (no PII: email scrambled) and its receipts remain, until purge.
@@ -161,3 +216,79 @@ async def test_a_repeated_deletion_event_is_harmless(
     assert await receipts(stack, victim.id) >= CASCADE
     dead = [k async for k in redis_db[1].scan_iter(match="zap:events:*:dead:*")]
     assert dead == []
+
+
+async def media_group(redis: Redis) -> dict[str, Any] | None:
+    """media's consumer group on the account_deletions stream, as Redis reports it."""
+    try:
+        groups = await redis.xinfo_groups(stream_key(ACCOUNT_DELETIONS))
+    except ResponseError:  # no stream yet
+        return None
+    found: dict[str, Any] | None = next((g for g in groups if g["name"] == b"media"), None)
+    return found
+
+
+def entry_id(value: bytes) -> tuple[int, int]:
+    """A stream entry id, comparable ("<ms>-<seq>")."""
+    ms, seq = value.decode().split("-")
+    return int(ms), int(seq)
+
+
+async def test_a_service_stopped_during_the_deletion_catches_up_after_restart(
+    client: httpx.AsyncClient, stack: Stack, redis_db: tuple[str, Redis], store: ObjectStore
+) -> None:
+    _, redis = redis_db
+    victim = await make_user(client)
+    photo = await ready(
+        client, victim, (await uploaded_media(client, victim, png(), "image/png"))["id"]
+    )
+    await post(client, victim, "a picture", media_ids=[photo["id"]])
+    held = await keys_of(store, victim.id)
+    assert held != []
+    # media's forget consumer reads through its group (recreated after the test's Redis flush).
+    await eventually(lambda: media_group(redis), lambda group: group is not None)
+    consumers = stack.workers["media"].ctx["consumers"]
+    await consumers.stop()
+    try:
+        gone = await client.request(
+            "DELETE", "/api/v1/auth/me/", json={"password": victim.password}, headers=victim.headers
+        )
+        assert gone.status_code in (200, 202, 204), gone.text
+        others = CASCADE - {"media"}
+        await eventually(
+            lambda: deletion_status(stack, victim.id), lambda done: done >= others, timeout=30
+        )
+        await asyncio.sleep(1.0)  # time enough for a receipt that should not come
+
+        # media still holds everything, has said nothing, and the event waits unread in its
+        # consumer group (delivered to nobody, so nothing is pending either).
+        assert "media" not in await deletion_status(stack, victim.id)
+        assert "media" not in await receipts(stack, victim.id)
+        assert await media_rows(stack, victim.id) == 1
+        assert await keys_of(store, victim.id) == held
+        entries = await redis.xrange(stream_key(ACCOUNT_DELETIONS))
+        announced = [
+            key
+            for key, fields in entries
+            if events_pb2.Envelope.FromString(fields[b"e"]).account_deleted.user_id == victim.id
+        ]
+        assert len(announced) == 1
+        group = await media_group(redis)
+        assert group is not None
+        assert entry_id(group["last-delivered-id"]) < entry_id(announced[0])
+        assert group["pending"] == 0
+        assert group["lag"] >= 1
+    finally:
+        consumers.start()
+
+    # Restarted, it reads the waiting entry, removes the data, then sends its receipt.
+    await eventually(
+        lambda: deletion_status(stack, victim.id), lambda done: "media" in done, timeout=30
+    )
+    assert await media_rows(stack, victim.id) == 0
+    assert await keys_of(store, victim.id) == []
+    assert await deletion_status(stack, victim.id) >= CASCADE
+    group = await media_group(redis)
+    assert group is not None
+    assert group["pending"] == 0
+    assert entry_id(group["last-delivered-id"]) >= entry_id(announced[0])

@@ -3,74 +3,32 @@ and posts that carry them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+import uuid
 
 import httpx
-import pytest
+from redis.asyncio import Redis
 
 from services.media.object_store import ObjectStore
 from services.media.settings import MediaSettings
 from tests import factories
 from tests.e2e.feed_helpers import follow, post, wait_in_home
 from tests.factories import make_user
-from tests.support.media import TEXT_FILE, jpeg_with_gps, keys_of, metadata_of, png, store_of
+from tests.support.media import (
+    TEXT_FILE,
+    jpeg_with_gps,
+    keys_of,
+    metadata_of,
+    png,
+    presign,
+    ready,
+    uploaded,
+)
 from tests.support.media import upload as send_file
 from tests.support.problems import assert_problem
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
-
-
-@pytest.fixture
-async def store(stack: Stack) -> AsyncIterator[ObjectStore]:
-    settings = stack.settings["media"]
-    assert isinstance(settings, MediaSettings)
-    async with store_of(settings) as opened:
-        yield opened
-
-
-async def presign(
-    client: httpx.AsyncClient, user: factories.TestUser, mime_type: str, size: int
-) -> httpx.Response:
-    return await client.post(
-        "/api/v1/media/presign/",
-        json={"mime_type": mime_type, "file_size_bytes": size},
-        headers=user.headers,
-    )
-
-
-async def uploaded(
-    client: httpx.AsyncClient,
-    user: factories.TestUser,
-    content: bytes,
-    mime_type: str = "image/jpeg",
-) -> dict[str, Any]:
-    """Presign, upload and complete; the media as the complete call returned it."""
-    answer = await presign(client, user, mime_type, len(content))
-    assert answer.status_code == 201, answer.text
-    target = answer.json()["upload"]
-    async with httpx.AsyncClient(timeout=30) as browser:
-        await send_file(browser, target["url"], target["fields"], content)
-    done = await client.post(
-        f"/api/v1/media/{answer.json()['media_id']}/complete/", headers=user.headers
-    )
-    assert done.status_code == 200, done.text
-    body: dict[str, Any] = done.json()
-    return body
-
-
-async def ready(
-    client: httpx.AsyncClient, user: factories.TestUser, media_id: str
-) -> dict[str, Any]:
-    async def probe() -> dict[str, Any]:
-        answer = await client.get(f"/api/v1/media/{media_id}/", headers=user.headers)
-        assert answer.status_code == 200, answer.text
-        body: dict[str, Any] = answer.json()
-        return body
-
-    media = await eventually(probe, lambda m: m["status"] in ("ready", "failed"), timeout=30)
-    assert media["status"] == "ready", media
-    return media
+from zap.events.v1 import events_pb2
+from zapcore.events import FEED, EventPublisher
 
 
 async def test_the_original_presign_call_returns_an_upload_and_a_media_id(
@@ -243,3 +201,99 @@ async def test_posts_refuse_urls_that_are_not_ready_uploads_of_the_author(
         422,
         reason="media-not-usable",
     )
+
+
+# --- media of deleted posts ------------------------------------------------------------------
+
+
+async def objects_of(store: ObjectStore, owner_id: str, media_id: str) -> list[str]:
+    """Every object stored for one media: its raw upload and its variants."""
+    return [
+        *await store.keys(f"uploads/{owner_id}/{media_id}"),
+        *await store.keys(f"media/{owner_id}/{media_id}/"),
+    ]
+
+
+async def media_status(client: httpx.AsyncClient, user: factories.TestUser, media_id: str) -> int:
+    return (await client.get(f"/api/v1/media/{media_id}/", headers=user.headers)).status_code
+
+
+async def wait_media_gone(
+    client: httpx.AsyncClient, user: factories.TestUser, media_id: str
+) -> None:
+    await eventually(lambda: media_status(client, user, media_id), lambda code: code == 404)
+
+
+async def test_deleting_a_post_deletes_its_media_from_the_store(
+    client: httpx.AsyncClient, store: ObjectStore
+) -> None:
+    author = await make_user(client)
+    media = await ready(client, author, (await uploaded(client, author, jpeg_with_gps()))["id"])
+    assert await objects_of(store, author.id, media["id"]) != []
+    written = await post(client, author, "a picture", media_ids=[media["id"]])
+
+    deleted = await client.delete(f"/api/v1/posts/{written['id']}/", headers=author.headers)
+    assert deleted.status_code in (200, 204), deleted.text
+
+    await wait_media_gone(client, author, media["id"])
+    assert await objects_of(store, author.id, media["id"]) == []
+    assert await keys_of(store, author.id) == []
+    for url in (v["url"] for v in media["variants"].values()):
+        async with httpx.AsyncClient(timeout=10) as cdn:
+            assert (await cdn.get(url)).status_code in (403, 404)
+    # Deleting the post again changes nothing.
+    again = await client.delete(f"/api/v1/posts/{written['id']}/", headers=author.headers)
+    assert again.status_code in (200, 204), again.text
+
+
+async def test_media_shown_by_another_post_stays_until_that_one_goes(
+    client: httpx.AsyncClient, store: ObjectStore
+) -> None:
+    author = await make_user(client)
+    shared = await ready(client, author, (await uploaded(client, author, png(), "image/png"))["id"])
+    only_first = await ready(
+        client, author, (await uploaded(client, author, png(), "image/png"))["id"]
+    )
+    first = await post(client, author, "both", media_ids=[shared["id"], only_first["id"]])
+    second = await post(client, author, "one again", media_ids=[shared["id"]])
+
+    await client.delete(f"/api/v1/posts/{first['id']}/", headers=author.headers)
+    await wait_media_gone(client, author, only_first["id"])
+    assert (await client.get(f"/api/v1/media/{shared['id']}/", headers=author.headers)).json()[
+        "status"
+    ] == "ready"
+    shown = (await client.get(f"/api/v1/posts/{second['id']}/")).json()
+    assert [m["id"] for m in shown["media"]] == [shared["id"]]
+    assert await objects_of(store, author.id, shared["id"]) != []
+
+    await client.delete(f"/api/v1/posts/{second['id']}/", headers=author.headers)
+    await wait_media_gone(client, author, shared["id"])
+    assert await keys_of(store, author.id) == []
+
+
+async def test_a_crafted_post_deleted_event_cannot_delete_someone_elses_media(
+    client: httpx.AsyncClient, store: ObjectStore, redis_db: tuple[str, Redis]
+) -> None:
+    owner, attacker = await make_user(client), await make_user(client)
+    theirs = await ready(client, owner, (await uploaded(client, owner, png(), "image/png"))["id"])
+    own = await ready(
+        client, attacker, (await uploaded(client, attacker, png(), "image/png"))["id"]
+    )
+    before = await objects_of(store, owner.id, theirs["id"])
+
+    # The attacker's own media in the same event shows when it has been handled.
+    crafted = events_pb2.PostDeleted(
+        post_id=str(uuid.uuid4()),
+        author_id=attacker.id,
+        media_ids=[theirs["id"], "not-an-id", own["id"]],
+    )
+    await EventPublisher(redis_db[1], producer="feed").publish(FEED, crafted)
+    await wait_media_gone(client, attacker, own["id"])
+
+    still = await client.get(f"/api/v1/media/{theirs['id']}/", headers=owner.headers)
+    assert still.status_code == 200
+    assert still.json()["status"] == "ready"
+    assert still.json()["variants"] == theirs["variants"]
+    assert await objects_of(store, owner.id, theirs["id"]) == before
+    dead = [k async for k in redis_db[1].scan_iter(match="zap:events:*:dead:*")]
+    assert dead == []

@@ -8,12 +8,15 @@ import struct
 import zlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from PIL import Image
 
 from services.media.object_store import ObjectStore
 from services.media.settings import MediaSettings
+from tests.factories import TestUser
+from tests.support.waiting import eventually
 
 GPS_IFD = 0x8825
 ORIENTATION = 0x0112
@@ -94,6 +97,50 @@ async def upload(
     )
     assert answer.status_code in (200, 201, 204), answer.text
     return answer
+
+
+# Through the gateway, as a client does it.
+
+
+async def presign(
+    client: httpx.AsyncClient, user: TestUser, mime_type: str, size: int
+) -> httpx.Response:
+    return await client.post(
+        "/api/v1/media/presign/",
+        json={"mime_type": mime_type, "file_size_bytes": size},
+        headers=user.headers,
+    )
+
+
+async def uploaded(
+    client: httpx.AsyncClient, user: TestUser, content: bytes, mime_type: str = "image/jpeg"
+) -> dict[str, Any]:
+    """Presign, upload and complete; the media as the complete call returned it."""
+    answer = await presign(client, user, mime_type, len(content))
+    assert answer.status_code == 201, answer.text
+    target = answer.json()["upload"]
+    async with httpx.AsyncClient(timeout=30) as browser:
+        await upload(browser, target["url"], target["fields"], content)
+    done = await client.post(
+        f"/api/v1/media/{answer.json()['media_id']}/complete/", headers=user.headers
+    )
+    assert done.status_code == 200, done.text
+    body: dict[str, Any] = done.json()
+    return body
+
+
+async def ready(client: httpx.AsyncClient, user: TestUser, media_id: str) -> dict[str, Any]:
+    """The media once processed (it must come out ready)."""
+
+    async def probe() -> dict[str, Any]:
+        answer = await client.get(f"/api/v1/media/{media_id}/", headers=user.headers)
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    media = await eventually(probe, lambda m: m["status"] in ("ready", "failed"), timeout=30)
+    assert media["status"] == "ready", media
+    return media
 
 
 @asynccontextmanager

@@ -26,6 +26,7 @@ from zapcore.db import after_commit
 from zapcore.errors import InvalidArgument, NotFound, PermissionDenied
 from zapcore.events import FEED
 from zapcore.ids import new_id, parse_id, parse_ids
+from zapcore.jobs import enqueue
 from zapcore.logging import get_logger
 
 log = get_logger(__name__)
@@ -90,7 +91,14 @@ class Posting:
             if post.author_id != user_id:
                 raise PermissionDenied("only the author may delete a post", reason="not-author")
             await store.soft_delete(post, datetime.now(UTC))
-            event = events_pb2.PostDeleted(post_id=str(pid), author_id=str(user_id))
+            # Its media leave the store with it (media's consumer), unless another live post
+            # of the author still shows them.
+            shown = await store.media_still_shown(post)
+            event = events_pb2.PostDeleted(
+                post_id=str(pid),
+                author_id=str(user_id),
+                media_ids=[str(m) for m in post.media_ids if m not in shown],
+            )
             after_commit(session, lambda: self._publish(event))
 
     async def like(self, post_id: str, user_id: uuid.UUID, *, liked: bool) -> int:
@@ -226,8 +234,12 @@ class Posting:
     async def _announce_post(self, post: Post) -> None:
         # Best effort: a lost enqueue is caught by the outbox sweeper; the post stands.
         try:
-            await self._r.jobs.enqueue_job(
-                "fanout_post", str(post.id), _job_id=fanout_job_id(post.id), _queue_name=JOB_QUEUE
+            await enqueue(
+                self._r.jobs,
+                "fanout_post",
+                str(post.id),
+                _job_id=fanout_job_id(post.id),
+                _queue_name=JOB_QUEUE,
             )
         except RedisError as error:
             log.warning("feed.fanout_enqueue_failed", post_id=str(post.id), error=str(error))

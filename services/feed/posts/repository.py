@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import ARRAY, Uuid, delete, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -90,6 +90,21 @@ class PostRepository:
     async def soft_delete(self, post: Post, now: datetime) -> None:
         post.deleted_at = now
         await self._s.flush()
+
+    async def media_still_shown(self, post: Post) -> set[uuid.UUID]:
+        """The post's media that another live post of its author also carries (a media id
+        may be attached to several posts; it leaves the store only with the last of them)."""
+        if not post.media_ids:
+            return set()
+        rows = await self._s.execute(
+            select(Post.media_ids).where(
+                Post.author_id == post.author_id,
+                Post.deleted_at.is_(None),
+                Post.id != post.id,
+                Post.media_ids.op("&&", is_comparison=True)(literal(post.media_ids, ARRAY(Uuid))),
+            )
+        )
+        return {m for (media_ids,) in rows.all() for m in media_ids} & set(post.media_ids)
 
     # Likes and shares: the edge is the truth, the counter moves only when the edge did.
 

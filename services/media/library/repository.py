@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -24,10 +24,14 @@ class MediaRepository:
         await self._s.flush()
         return media
 
+    # Reads never see deleted media (tombstones waiting for the sweeper).
+
     async def get(self, media_id: uuid.UUID) -> Media | None:
         """With its variants."""
         result = await self._s.execute(
-            select(Media).where(Media.id == media_id).options(selectinload(Media.variants))
+            select(Media)
+            .where(Media.id == media_id, Media.deleted_at.is_(None))
+            .options(selectinload(Media.variants))
         )
         return result.scalar_one_or_none()
 
@@ -36,14 +40,16 @@ class MediaRepository:
         if not media_ids:
             return []
         result = await self._s.execute(
-            select(Media).where(Media.id.in_(media_ids)).options(selectinload(Media.variants))
+            select(Media)
+            .where(Media.id.in_(media_ids), Media.deleted_at.is_(None))
+            .options(selectinload(Media.variants))
         )
         return list(result.scalars())
 
     async def owned_by(self, owner_id: uuid.UUID) -> list[Media]:
         result = await self._s.execute(
             select(Media)
-            .where(Media.owner_id == owner_id)
+            .where(Media.owner_id == owner_id, Media.deleted_at.is_(None))
             .options(selectinload(Media.variants))
             .order_by(Media.created_at, Media.id)
         )
@@ -148,6 +154,48 @@ class MediaRepository:
             .limit(limit)
         )
         return list(result.scalars())
+
+    # Deletion.
+
+    async def retire(
+        self, owner_id: uuid.UUID, media_ids: Sequence[uuid.UUID], *, reason: str, now: datetime
+    ) -> list[Media]:
+        """Mark the owner's media among `media_ids` deleted (ids of anyone else's are left
+        alone) and drop their variants; the deleted rows, including any deleted before.
+
+        Whatever state each was in, it leaves it for `failed`: a processing job that is still
+        rendering cannot make it ready any more, and deletes what it wrote."""
+        if not media_ids:
+            return []
+        result = await self._s.execute(
+            update(Media)
+            .where(Media.id.in_(list(media_ids)), Media.owner_id == owner_id)
+            .values(
+                status=MediaStatus.FAILED.value,
+                failure_reason=reason[:200],
+                processed_at=func.coalesce(Media.processed_at, now),
+                deleted_at=func.coalesce(Media.deleted_at, now),
+            )
+            .returning(Media)
+            .execution_options(synchronize_session=False)
+        )
+        retired = list(result.scalars())
+        if retired:
+            await self._s.execute(
+                delete(MediaVariant).where(MediaVariant.media_id.in_([m.id for m in retired]))
+            )
+        return retired
+
+    async def delete_retired(self, media_ids: Sequence[uuid.UUID]) -> int:
+        """Remove the tombstones among `media_ids` (live media are never touched)."""
+        if not media_ids:
+            return 0
+        result = await self._s.execute(
+            delete(Media)
+            .where(Media.id.in_(list(media_ids)), Media.deleted_at.is_not(None))
+            .returning(Media.id)
+        )
+        return len(result.all())
 
     async def delete_owned_by(self, owner_id: uuid.UUID) -> int:
         result = await self._s.execute(

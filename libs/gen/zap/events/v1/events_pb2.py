@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1azap/events/v1/events.proto\x12\rzap.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x07\n\x08\x45nvelope\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12;\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\noccurredAt\x12 \n\x0btraceparent\x18\x03 \x01(\tR\x0btraceparent\x12\x1a\n\x08producer\x18\x04 \x01(\tR\x08producer\x12H\n\x0f\x61\x63\x63ount_deleted\x18\n \x01(\x0b\x32\x1d.zap.events.v1.AccountDeletedH\x00R\x0e\x61\x63\x63ountDeleted\x12Q\n\x12\x64\x65letion_completed\x18\x0b \x01(\x0b\x32 .zap.events.v1.DeletionCompletedH\x00R\x11\x64\x65letionCompleted\x12?\n\x0cpost_created\x18\x0c \x01(\x0b\x32\x1a.zap.events.v1.PostCreatedH\x00R\x0bpostCreated\x12?\n\x0cpost_deleted\x18\r \x01(\x0b\x32\x1a.zap.events.v1.PostDeletedH\x00R\x0bpostDeleted\x12\x35\n\x08\x66ollowed\x18\x0e \x01(\x0b\x32\x17.zap.events.v1.FollowedH\x00R\x08\x66ollowed\x12;\n\nunfollowed\x18\x0f \x01(\x0b\x32\x19.zap.events.v1.UnfollowedH\x00R\nunfollowed\x12\x32\n\x07\x62locked\x18\x10 \x01(\x0b\x32\x16.zap.events.v1.BlockedH\x00R\x07\x62locked\x12,\n\x05liked\x18\x11 \x01(\x0b\x32\x14.zap.events.v1.LikedH\x00R\x05liked\x12\x38\n\tcommented\x18\x12 \x01(\x0b\x32\x18.zap.events.v1.CommentedH\x00R\tcommented\x12\x38\n\tmentioned\x18\x13 \x01(\x0b\x32\x18.zap.events.v1.MentionedH\x00R\tmentioned\x12/\n\x06shared\x18\x14 \x01(\x0b\x32\x15.zap.events.v1.SharedH\x00R\x06shared\x12Q\n\x12moderation_decided\x18\x15 \x01(\x0b\x32 .zap.events.v1.ModerationDecidedH\x00R\x11moderationDecided\x12\x45\n\x0e\x63ontent_scored\x18\x16 \x01(\x0b\x32\x1c.zap.events.v1.ContentScoredH\x00R\rcontentScoredB\t\n\x07payload\"d\n\x0e\x41\x63\x63ountDeleted\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x39\n\ndeleted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tdeletedAt\"F\n\x11\x44\x65letionCompleted\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x18\n\x07service\x18\x02 \x01(\tR\x07service\"i\n\x0bPostCreated\x12\x17\n\x07post_id\x18\x01 \x01(\tR\x06postId\x12\x1b\n\tauthor_id\x18\x02 \x01(\tR\x08\x61uthorId\x12$\n\x0eparent_post_id\x18\x03 \x01(\tR\x0cparentPostId\"C\n\x0bPostDeleted\x12\x17\n\x07post_id\x18\x01 \x01(\tR\x06postId\x12\x1b\n\tauthor_id\x18\x02 \x01(\tR\x08\x61uthorId\"L\n\x08\x46ollowed\x12\x1f\n\x0b\x66ollower_id\x18\x01 \x01(\tR\nfollowerId\x12\x1f\n\x0b\x66ollowee_id\x18\x02 \x01(\tR\nfolloweeId\"N\n\nUnfollowed\x12\x1f\n\x0b\x66ollower_id\x18\x01 \x01(\tR\nfollowerId\x12\x1f\n\x0b\x66ollowee_id\x18\x02 \x01(\tR\nfolloweeId\"G\n\x07\x42locked\x12\x1d\n\nblocker_id\x18\x01 \x01(\tR\tblockerId\x12\x1d\n\nblocked_id\x18\x02 \x01(\tR\tblockedId\"_\n\x05Liked\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x17\n\x07post_id\x18\x02 \x01(\tR\x06postId\x12$\n\x0epost_author_id\x18\x03 \x01(\tR\x0cpostAuthorId\"\x82\x01\n\tCommented\x12\x1d\n\ncomment_id\x18\x01 \x01(\tR\tcommentId\x12\x17\n\x07user_id\x18\x02 \x01(\tR\x06userId\x12\x17\n\x07post_id\x18\x03 \x01(\tR\x06postId\x12$\n\x0epost_author_id\x18\x04 \x01(\tR\x0cpostAuthorId\"\x8c\x01\n\tMentioned\x12*\n\x11mentioned_user_id\x18\x01 \x01(\tR\x0fmentionedUserId\x12\x1b\n\tauthor_id\x18\x02 \x01(\tR\x08\x61uthorId\x12\x17\n\x07post_id\x18\x03 \x01(\tR\x06postId\x12\x1d\n\ncomment_id\x18\x04 \x01(\tR\tcommentId\"`\n\x06Shared\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x17\n\x07post_id\x18\x02 \x01(\tR\x06postId\x12$\n\x0epost_author_id\x18\x03 \x01(\tR\x0cpostAuthorId\"\x82\x02\n\x11ModerationDecided\x12\x1f\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\tR\ndecisionId\x12=\n\x0c\x63ontent_kind\x18\x02 \x01(\x0e\x32\x1a.zap.events.v1.ContentKindR\x0b\x63ontentKind\x12\x1d\n\ncontent_id\x18\x03 \x01(\tR\tcontentId\x12\x1b\n\tauthor_id\x18\x04 \x01(\tR\x08\x61uthorId\x12\x16\n\x06\x61\x63tion\x18\x05 \x01(\tR\x06\x61\x63tion\x12\x16\n\x06reason\x18\x06 \x01(\tR\x06reason\x12!\n\x0creporter_ids\x18\x07 \x03(\tR\x0breporterIds\"\xb6\x01\n\rContentScored\x12=\n\x0c\x63ontent_kind\x18\x01 \x01(\x0e\x32\x1a.zap.events.v1.ContentKindR\x0b\x63ontentKind\x12\x1d\n\ncontent_id\x18\x02 \x01(\tR\tcontentId\x12\x1b\n\tauthor_id\x18\x03 \x01(\tR\x08\x61uthorId\x12\x14\n\x05score\x18\x04 \x01(\x01R\x05score\x12\x14\n\x05model\x18\x05 \x01(\tR\x05model*\\\n\x0b\x43ontentKind\x12\x1c\n\x18\x43ONTENT_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43ONTENT_KIND_POST\x10\x01\x12\x18\n\x14\x43ONTENT_KIND_COMMENT\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1azap/events/v1/events.proto\x12\rzap.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x07\n\x08\x45nvelope\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12;\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\noccurredAt\x12 \n\x0btraceparent\x18\x03 \x01(\tR\x0btraceparent\x12\x1a\n\x08producer\x18\x04 \x01(\tR\x08producer\x12H\n\x0f\x61\x63\x63ount_deleted\x18\n \x01(\x0b\x32\x1d.zap.events.v1.AccountDeletedH\x00R\x0e\x61\x63\x63ountDeleted\x12Q\n\x12\x64\x65letion_completed\x18\x0b \x01(\x0b\x32 .zap.events.v1.DeletionCompletedH\x00R\x11\x64\x65letionCompleted\x12?\n\x0cpost_created\x18\x0c \x01(\x0b\x32\x1a.zap.events.v1.PostCreatedH\x00R\x0bpostCreated\x12?\n\x0cpost_deleted\x18\r \x01(\x0b\x32\x1a.zap.events.v1.PostDeletedH\x00R\x0bpostDeleted\x12\x35\n\x08\x66ollowed\x18\x0e \x01(\x0b\x32\x17.zap.events.v1.FollowedH\x00R\x08\x66ollowed\x12;\n\nunfollowed\x18\x0f \x01(\x0b\x32\x19.zap.events.v1.UnfollowedH\x00R\nunfollowed\x12\x32\n\x07\x62locked\x18\x10 \x01(\x0b\x32\x16.zap.events.v1.BlockedH\x00R\x07\x62locked\x12,\n\x05liked\x18\x11 \x01(\x0b\x32\x14.zap.events.v1.LikedH\x00R\x05liked\x12\x38\n\tcommented\x18\x12 \x01(\x0b\x32\x18.zap.events.v1.CommentedH\x00R\tcommented\x12\x38\n\tmentioned\x18\x13 \x01(\x0b\x32\x18.zap.events.v1.MentionedH\x00R\tmentioned\x12/\n\x06shared\x18\x14 \x01(\x0b\x32\x15.zap.events.v1.SharedH\x00R\x06shared\x12Q\n\x12moderation_decided\x18\x15 \x01(\x0b\x32 .zap.events.v1.ModerationDecidedH\x00R\x11moderationDecided\x12\x45\n\x0e\x63ontent_scored\x18\x16 \x01(\x0b\x32\x1c.zap.events.v1.ContentScoredH\x00R\rcontentScoredB\t\n\x07payload\"d\n\x0e\x41\x63\x63ountDeleted\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x39\n\ndeleted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tdeletedAt\"F\n\x11\x44\x65letionCompleted\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x18\n\x07service\x18\x02 \x01(\tR\x07service\"i\n\x0bPostCreated\x12\x17\n\x07post_id\x18\x01 \x01(\tR\x06postId\x12\x1b\n\tauthor_id\x18\x02 \x01(\tR\x08\x61uthorId\x12$\n\x0eparent_post_id\x18\x03 \x01(\tR\x0cparentPostId\"`\n\x0bPostDeleted\x12\x17\n\x07post_id\x18\x01 \x01(\tR\x06postId\x12\x1b\n\tauthor_id\x18\x02 \x01(\tR\x08\x61uthorId\x12\x1b\n\tmedia_ids\x18\x03 \x03(\tR\x08mediaIds\"L\n\x08\x46ollowed\x12\x1f\n\x0b\x66ollower_id\x18\x01 \x01(\tR\nfollowerId\x12\x1f\n\x0b\x66ollowee_id\x18\x02 \x01(\tR\nfolloweeId\"N\n\nUnfollowed\x12\x1f\n\x0b\x66ollower_id\x18\x01 \x01(\tR\nfollowerId\x12\x1f\n\x0b\x66ollowee_id\x18\x02 \x01(\tR\nfolloweeId\"G\n\x07\x42locked\x12\x1d\n\nblocker_id\x18\x01 \x01(\tR\tblockerId\x12\x1d\n\nblocked_id\x18\x02 \x01(\tR\tblockedId\"_\n\x05Liked\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x17\n\x07post_id\x18\x02 \x01(\tR\x06postId\x12$\n\x0epost_author_id\x18\x03 \x01(\tR\x0cpostAuthorId\"\x82\x01\n\tCommented\x12\x1d\n\ncomment_id\x18\x01 \x01(\tR\tcommentId\x12\x17\n\x07user_id\x18\x02 \x01(\tR\x06userId\x12\x17\n\x07post_id\x18\x03 \x01(\tR\x06postId\x12$\n\x0epost_author_id\x18\x04 \x01(\tR\x0cpostAuthorId\"\x8c\x01\n\tMentioned\x12*\n\x11mentioned_user_id\x18\x01 \x01(\tR\x0fmentionedUserId\x12\x1b\n\tauthor_id\x18\x02 \x01(\tR\x08\x61uthorId\x12\x17\n\x07post_id\x18\x03 \x01(\tR\x06postId\x12\x1d\n\ncomment_id\x18\x04 \x01(\tR\tcommentId\"`\n\x06Shared\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x17\n\x07post_id\x18\x02 \x01(\tR\x06postId\x12$\n\x0epost_author_id\x18\x03 \x01(\tR\x0cpostAuthorId\"\x82\x02\n\x11ModerationDecided\x12\x1f\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\tR\ndecisionId\x12=\n\x0c\x63ontent_kind\x18\x02 \x01(\x0e\x32\x1a.zap.events.v1.ContentKindR\x0b\x63ontentKind\x12\x1d\n\ncontent_id\x18\x03 \x01(\tR\tcontentId\x12\x1b\n\tauthor_id\x18\x04 \x01(\tR\x08\x61uthorId\x12\x16\n\x06\x61\x63tion\x18\x05 \x01(\tR\x06\x61\x63tion\x12\x16\n\x06reason\x18\x06 \x01(\tR\x06reason\x12!\n\x0creporter_ids\x18\x07 \x03(\tR\x0breporterIds\"\xb6\x01\n\rContentScored\x12=\n\x0c\x63ontent_kind\x18\x01 \x01(\x0e\x32\x1a.zap.events.v1.ContentKindR\x0b\x63ontentKind\x12\x1d\n\ncontent_id\x18\x02 \x01(\tR\tcontentId\x12\x1b\n\tauthor_id\x18\x03 \x01(\tR\x08\x61uthorId\x12\x14\n\x05score\x18\x04 \x01(\x01R\x05score\x12\x14\n\x05model\x18\x05 \x01(\tR\x05model*\\\n\x0b\x43ontentKind\x12\x1c\n\x18\x43ONTENT_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43ONTENT_KIND_POST\x10\x01\x12\x18\n\x14\x43ONTENT_KIND_COMMENT\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'zap.events.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONTENTKIND']._serialized_start=2559
-  _globals['_CONTENTKIND']._serialized_end=2651
+  _globals['_CONTENTKIND']._serialized_start=2588
+  _globals['_CONTENTKIND']._serialized_end=2680
   _globals['_ENVELOPE']._serialized_start=79
   _globals['_ENVELOPE']._serialized_end=1059
   _globals['_ACCOUNTDELETED']._serialized_start=1061
@@ -43,23 +43,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POSTCREATED']._serialized_start=1235
   _globals['_POSTCREATED']._serialized_end=1340
   _globals['_POSTDELETED']._serialized_start=1342
-  _globals['_POSTDELETED']._serialized_end=1409
-  _globals['_FOLLOWED']._serialized_start=1411
-  _globals['_FOLLOWED']._serialized_end=1487
-  _globals['_UNFOLLOWED']._serialized_start=1489
-  _globals['_UNFOLLOWED']._serialized_end=1567
-  _globals['_BLOCKED']._serialized_start=1569
-  _globals['_BLOCKED']._serialized_end=1640
-  _globals['_LIKED']._serialized_start=1642
-  _globals['_LIKED']._serialized_end=1737
-  _globals['_COMMENTED']._serialized_start=1740
-  _globals['_COMMENTED']._serialized_end=1870
-  _globals['_MENTIONED']._serialized_start=1873
-  _globals['_MENTIONED']._serialized_end=2013
-  _globals['_SHARED']._serialized_start=2015
-  _globals['_SHARED']._serialized_end=2111
-  _globals['_MODERATIONDECIDED']._serialized_start=2114
-  _globals['_MODERATIONDECIDED']._serialized_end=2372
-  _globals['_CONTENTSCORED']._serialized_start=2375
-  _globals['_CONTENTSCORED']._serialized_end=2557
+  _globals['_POSTDELETED']._serialized_end=1438
+  _globals['_FOLLOWED']._serialized_start=1440
+  _globals['_FOLLOWED']._serialized_end=1516
+  _globals['_UNFOLLOWED']._serialized_start=1518
+  _globals['_UNFOLLOWED']._serialized_end=1596
+  _globals['_BLOCKED']._serialized_start=1598
+  _globals['_BLOCKED']._serialized_end=1669
+  _globals['_LIKED']._serialized_start=1671
+  _globals['_LIKED']._serialized_end=1766
+  _globals['_COMMENTED']._serialized_start=1769
+  _globals['_COMMENTED']._serialized_end=1899
+  _globals['_MENTIONED']._serialized_start=1902
+  _globals['_MENTIONED']._serialized_end=2042
+  _globals['_SHARED']._serialized_start=2044
+  _globals['_SHARED']._serialized_end=2140
+  _globals['_MODERATIONDECIDED']._serialized_start=2143
+  _globals['_MODERATIONDECIDED']._serialized_end=2401
+  _globals['_CONTENTSCORED']._serialized_start=2404
+  _globals['_CONTENTSCORED']._serialized_end=2586
 # @@protoc_insertion_point(module_scope)

@@ -209,17 +209,25 @@ class PostDeleted(_message.Message):
 
     POST_ID_FIELD_NUMBER: _builtins.int
     AUTHOR_ID_FIELD_NUMBER: _builtins.int
+    MEDIA_IDS_FIELD_NUMBER: _builtins.int
     post_id: _builtins.str
     author_id: _builtins.str
+    @_builtins.property
+    def media_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The post's media that no other live post of the author still shows: media deletes them
+        (only those the author owns) with every object they have in the store.
+        """
+
     def __init__(
         self,
         *,
         post_id: _builtins.str = ...,
         author_id: _builtins.str = ...,
+        media_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_id", b"author_id", "post_id", b"post_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_id", b"author_id", "media_ids", b"media_ids", "post_id", b"post_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
