@@ -4,26 +4,44 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from gateway import hydrate
 from gateway.deps import AuthStub, CurrentUser, FeedStub, MediaStub, OptionalUser
 from gateway.paging import PageParams, next_cursor
 from gateway.schemas.common import Page
-from gateway.schemas.posts import FeedEntryOut, PostOut, TrendingHashtagOut
+from gateway.schemas.posts import HomeFeedPage, PostOut, TrendingHashtagOut
 from zap.feed.v1 import feed_pb2
 
 router = APIRouter(prefix="/api/v1/feed", tags=["feed"])
 
 
-@router.get("/home/", summary="Your ranked home feed")
+# Set on a home page served from the cache while the feed database is unavailable.
+DEGRADED_HEADER = "Zap-Degraded"
+
+
+@router.get(
+    "/home/",
+    summary="Your ranked home feed",
+    description="While the feed database is unavailable the page comes from the cache, "
+    "marked `degraded` (and with the `Zap-Degraded: true` header); with nothing cached for "
+    "you the answer is 503 `feed-unavailable`.",
+)
 async def home(
-    page: PageParams, user: CurrentUser, feed: FeedStub, auth: AuthStub, media: MediaStub
-) -> Page[FeedEntryOut]:
+    page: PageParams,
+    user: CurrentUser,
+    feed: FeedStub,
+    auth: AuthStub,
+    media: MediaStub,
+    response: Response,
+) -> HomeFeedPage:
     answer = await feed.GetHomeFeed(feed_pb2.GetHomeFeedRequest(page=page))
-    return Page(
+    if answer.degraded:
+        response.headers[DEGRADED_HEADER] = "true"
+    return HomeFeedPage(
         results=await hydrate.feed_entries(auth, media, answer.entries),
         next_cursor=next_cursor(answer.page),
+        degraded=answer.degraded,
     )
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, Field
 
-from gateway.schemas.common import StrictBody, when
+from gateway.schemas.common import Page, StrictBody, when
 from gateway.schemas.media import PostMediaOut
 from zap.auth.v1 import auth_pb2
 from zap.feed.v1 import feed_pb2
@@ -79,6 +79,16 @@ class PostOut(BaseModel):
 
 class FeedEntryOut(PostOut):
     score: float
+
+
+class HomeFeedPage(Page[FeedEntryOut]):
+    degraded: bool = Field(
+        default=False,
+        description="True when the feed database could not answer and the page came from the "
+        "cache: same ranking and filters, but counts may be minutes old, `liked`/`shared` are "
+        "unknown (false) and posts no longer cached are left out. Also sent as the "
+        "`Zap-Degraded: true` header.",
+    )
 
 
 class CommentOut(BaseModel):

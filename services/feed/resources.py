@@ -1,4 +1,4 @@
-"""What feed holds open while it runs: database, Redis, job queue, peers, feed cache."""
+"""What feed holds open while it runs: database, Redis, job queue, peers, feed caches."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from services.feed.settings import FeedSettings
 from services.feed.timeline.cache import FeedCache
+from services.feed.timeline.degraded import PostViews
 from zap.auth.v1 import auth_pb2
 from zap.graph.v1 import graph_pb2
 from zap.media.v1 import media_pb2
@@ -48,6 +49,7 @@ class FeedResources:
     redis: Redis
     jobs: ArqRedis
     cache: FeedCache
+    post_views: PostViews
     events: EventPublisher
     cursors: CursorCodec
     peers: Peers
@@ -75,6 +77,13 @@ class FeedResources:
                 ttl_seconds=settings.active_window_seconds,
                 paging_ttl_seconds=settings.paging_ttl_seconds,
             ),
+            post_views=PostViews(
+                redis,
+                ttl_seconds=settings.post_view_ttl_seconds,
+                rewrite_seconds=settings.post_view_rewrite_seconds,
+                memo_size=settings.post_view_memo_size,
+                max_pending_writes=settings.post_view_max_pending_writes,
+            ),
             events=EventPublisher(redis, producer="feed"),
             cursors=CursorCodec(secret, "feed"),
             peers=peers,
@@ -95,6 +104,7 @@ class FeedResources:
     async def close(self) -> None:
         if self._background:
             await asyncio.wait(self._background, timeout=5)
+        await self.post_views.close()
         await self.peers.close()
         await self.db.dispose()
         await self.redis.aclose()

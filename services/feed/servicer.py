@@ -17,6 +17,7 @@ from zap.common.v1 import common_pb2
 from zap.feed.v1 import feed_pb2, feed_pb2_grpc
 from zapcore.errors import PermissionDenied
 from zapcore.identity import current_identity, require_user_id
+from zapcore.ids import parse_id
 from zapcore.pagination import page_limit
 
 Context = Any  # grpc.aio.ServicerContext; the interceptor has already bound identity and trace
@@ -62,6 +63,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         self, request: feed_pb2.DeletePostRequest, context: Context
     ) -> feed_pb2.DeletePostResponse:
         await self._posting.delete_post(request.post_id, require_user_id())
+        await self._home.withdraw([parse_id(request.post_id, "post_id")])
         return feed_pb2.DeletePostResponse()
 
     async def LikePost(
@@ -104,8 +106,9 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
     ) -> feed_pb2.GetHomeFeedResponse:
         page = await self._home.read(require_user_id(), request.page.cursor, request.page.limit)
         return feed_pb2.GetHomeFeedResponse(
-            entries=[feed_pb2.FeedEntry(post=post_to_proto(v), score=s) for v, s in page.items],
+            entries=page.items,
             page=common_pb2.PageInfo(next_cursor=page.next_cursor),
+            degraded=page.degraded,
         )
 
     async def GetUserPosts(
@@ -150,6 +153,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
                 reason="moderation-service-only",
             )
         await apply_moderation(self._r, request)
+        await self._home.moderated(request.content_kind, request.content_id, request.visibility)
         return feed_pb2.SetModerationStateResponse()
 
     async def ExportUserData(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from zapcore.settings import ServiceSettings
@@ -26,6 +26,19 @@ class FeedSettings(ServiceSettings):
     active_window_seconds: int = Field(default=3 * 86400, ge=60)
     # A home-feed cursor stays valid this long (a paging session keeps its order meanwhile).
     paging_ttl_seconds: int = Field(default=1800, ge=60)
+    # A home read gives the database this long (connecting, waiting for a pooled connection
+    # and every query together, within the call's deadline) before it answers from the
+    # cache instead, marked degraded (timeline/degraded.py).
+    home_db_budget_seconds: float = Field(default=0.5, gt=0)
+    # After the database failed a home read, reads skip it this long, then one read probes it.
+    home_db_retry_seconds: float = Field(default=2.0, ge=0)
+    # Post views kept in Redis for degraded reads: how long one lives, how often one process
+    # rewrites the same post (refreshing its counters and TTL), how many post ids a process
+    # remembers writing, and how many background writes may be pending (beyond, skipped).
+    post_view_ttl_seconds: int = Field(default=86400, ge=60)
+    post_view_rewrite_seconds: float = Field(default=300, gt=0)
+    post_view_memo_size: int = Field(default=50_000, ge=0)
+    post_view_max_pending_writes: int = Field(default=64, ge=1)
     # Posts of pulled (above-threshold) authors considered at read time.
     pull_window_hours: int = Field(default=72, ge=1)
     pull_max_posts: int = Field(default=200, ge=1)
@@ -36,9 +49,18 @@ class FeedSettings(ServiceSettings):
     fanout_batch_size: int = Field(default=5000, ge=1, le=10_000)
     # Outbox rows older than this without a finished fanout are queued again by the sweeper.
     sweep_after_seconds: int = Field(default=60, ge=1)
+    # How often the sweeper runs, in seconds (a divisor of 60: it runs on those seconds).
+    sweep_every_seconds: int = Field(default=60, ge=1, le=60)
     trending_window_hours: int = Field(default=24, ge=1)
     # Tier-1 moderation is called with this deadline; if it cannot answer, posting goes on.
     moderation_check_timeout_seconds: float = Field(default=0.2, gt=0)
+
+    @field_validator("sweep_every_seconds")
+    @classmethod
+    def _divides_a_minute(cls, value: int) -> int:
+        if 60 % value:
+            raise ValueError("must divide 60 (the sweeper runs on those seconds of a minute)")
+        return value
 
 
 Settings = FeedSettings

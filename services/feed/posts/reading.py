@@ -27,6 +27,8 @@ T = TypeVar("T")
 class Page(Generic[T]):
     items: list[T]
     next_cursor: str = ""
+    # Served from the cache because the database could not answer (the home feed only).
+    degraded: bool = False
 
 
 class Reading:

@@ -7,6 +7,8 @@ Keys of one user share a {hash tag}, so they live on one Redis Cluster slot:
   zap:feed:{<user>}:snap:<epoch>  the feed as it was before a rescore, kept while paging
   zap:feed:{<user>}:pulled        set when pulled authors' posts were merged in recently
   zap:feed:active:{<shard>}       user -> time of their last read, users sharded 16 ways
+  zap:feed:post:{<post>}          a post's view for reads without the database (degraded.py)
+  zap:feed:post:{<post>}:gone     set when the post was deleted or hidden by moderation
 
 The active sets let fanout ask, in one command per shard and batch, which followers have a
 cached feed at all, instead of sending one command per follower: most followers of anyone
@@ -74,6 +76,14 @@ def _key(user_id: uuid.UUID, suffix: str) -> str:
     return f"{feed_key(user_id)}:{suffix}"
 
 
+def post_view_key(post_id: uuid.UUID | str) -> str:
+    return f"zap:feed:post:{{{post_id}}}"
+
+
+def post_gone_key(post_id: uuid.UUID | str) -> str:
+    return f"{post_view_key(post_id)}:gone"
+
+
 def active_key(user_id: uuid.UUID) -> str:
     return f"zap:feed:active:{{{user_id.int % ACTIVE_SHARDS}}}"
 
@@ -106,6 +116,11 @@ class FeedCache:
             pipe.incr(_key(user_id, "epoch"))
             pipe.zadd(active_key(user_id), {str(user_id): time.time()})
             await pipe.execute()
+
+    async def abandon_rebuild(self, user_id: uuid.UUID) -> None:
+        """A rebuild whose database read failed: without its key the next read rebuilds,
+        instead of taking the planted, empty feed for a built one."""
+        await self._redis.delete(feed_key(user_id))
 
     async def active(self, user_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Which of these users read their feed within the active window."""
@@ -199,6 +214,10 @@ class FeedCache:
         """True at most once per `seconds` per user: time to merge pulled authors again."""
         return bool(await self._redis.set(_key(user_id, "pulled"), 1, ex=seconds, nx=True))
 
+    async def release_pull_refresh(self, user_id: uuid.UUID) -> None:
+        """The merge that claimed the refresh failed: the next first page tries again."""
+        await self._redis.delete(_key(user_id, "pulled"))
+
     async def source(self, user_id: uuid.UUID, epoch: int) -> str | None:
         """The key a cursor of `epoch` reads: the live feed, its snapshot, or None (gone)."""
         if epoch == await self.epoch(user_id):
@@ -226,7 +245,8 @@ class FeedCache:
     async def forget(
         self, user_id: uuid.UUID, removed: Sequence[tuple[uuid.UUID, uuid.UUID]]
     ) -> None:
-        """A deleted account: its own keys go, and its posts leave everyone's feeds."""
+        """A deleted account: its own keys go, and its posts leave everyone's feeds and the
+        post views (every post read in a home feed has a feed item, its author's own)."""
         keys = [key async for key in self._redis.scan_iter(match=f"{feed_key(user_id)}*")]
         async with self._redis.pipeline(transaction=False) as pipe:
             if keys:
@@ -234,6 +254,8 @@ class FeedCache:
             pipe.zrem(active_key(user_id), str(user_id))
             for reader, post_id in removed:
                 pipe.zrem(feed_key(reader), str(post_id))
+            for post_id in {post_id for _, post_id in removed}:
+                pipe.delete(post_view_key(post_id), post_gone_key(post_id))
             await pipe.execute()
 
 

@@ -4,6 +4,9 @@ Pages follow a (score, post id) bound in the viewer's cached feed (see cache.py 
 that neither skips nor repeats). The recent posts of the above-threshold authors a viewer
 follows are scored and merged into their cached feed at most once a minute, on a first
 page; while the viewer is paging, merging only adds new posts and never moves old ones.
+
+When the database is down or too slow, a page is assembled from Redis alone and marked
+degraded (degraded.py); reading that way never touches the database.
 """
 
 from __future__ import annotations
@@ -11,72 +14,168 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from services.feed.posts.audience import exclusions_for
+from redis.exceptions import RedisError
+
+from services.feed.posts.audience import Exclusions, exclusions_for
+from services.feed.posts.converters import post_to_proto
 from services.feed.posts.reading import Page, Reading
-from services.feed.posts.repository import ViewedPost
 from services.feed.resources import FeedResources
 from services.feed.timeline import ranking
 from services.feed.timeline.cache import Entry, feed_key
+from services.feed.timeline.degraded import (
+    DEGRADED_READS,
+    DatabaseBudget,
+    DatabaseCircuit,
+    DatabaseUnavailable,
+    feed_unavailable,
+    shows,
+)
 from services.feed.timeline.repository import FeedRepository
+from zap.common.v1 import common_pb2
+from zap.feed.v1 import feed_pb2
 from zap.graph.v1 import graph_pb2
+from zapcore.deadlines import remaining
+from zapcore.errors import Unavailable
+from zapcore.ids import parse_id
 from zapcore.pagination import expired_cursor, invalid_cursor, page_limit
 
 # Hidden entries (blocked, muted, removed) are skipped; at most this many chunks per page.
 _MAX_CHUNKS = 4
 PULL_REFRESH_SECONDS = 60
+# Of the call's own time, this much is kept for answering from the cache.
+_CACHE_RESERVE_SECONDS = 0.1
+
+# The posts of a chunk of entries the viewer may see, by id (from the database or cache).
+Hydrate = Callable[[list[uuid.UUID]], Awaitable[dict[uuid.UUID, feed_pb2.Post]]]
+
+
+@dataclass
+class _Collected:
+    shown: list[feed_pb2.FeedEntry] = field(default_factory=list)
+    # The last cached entry looked at: where the next page starts.
+    after: Entry | None = None
+    exhausted: bool = False  # the cached feed has nothing after `after`
+    seen: int = 0  # cached entries looked at, shown or not
 
 
 class HomeFeed:
     def __init__(self, resources: FeedResources) -> None:
         self._r = resources
+        self._circuit = DatabaseCircuit(resources.settings.home_db_retry_seconds)
 
-    async def read(
-        self, viewer_id: uuid.UUID, cursor: str, limit: int
-    ) -> Page[tuple[ViewedPost, float]]:
+    async def read(self, viewer_id: uuid.UUID, cursor: str, limit: int) -> Page[feed_pb2.FeedEntry]:
         size = page_limit(limit)
+        database = DatabaseBudget(self._circuit, self._budget())
         exclusions_task = asyncio.create_task(exclusions_for(self._r.graph, viewer_id))
         try:
             if cursor:
-                started, epoch, after = self._decode(cursor)
+                started, epoch, start = self._decode(cursor)
                 key = await self._r.cache.source(viewer_id, epoch)
                 if key is None:
                     raise expired_cursor()
             else:
-                started, after = int(time.time()), None
-                await self._prepare(viewer_id)
+                started, start = int(time.time()), None
+                await self._prepare(viewer_id, database)
                 epoch, key = await self._r.cache.epoch(viewer_id), feed_key(viewer_id)
             exclusions = await exclusions_task
         finally:
             if not exclusions_task.done():
                 exclusions_task.cancel()
 
-        reading = Reading(self._r)
-        shown: list[tuple[ViewedPost, float]] = []
-        exhausted = False
-        for _ in range(_MAX_CHUNKS):
-            wanted = size - len(shown)
-            entries = await self._r.cache.page(key, after, wanted)
-            exhausted = len(entries) < wanted
-            if not entries:
-                break
-            visible = {
-                v.post.id: v
-                for v in await reading.hydrate([pid for pid, _ in entries], viewer_id, exclusions)
-            }
-            after = (entries[-1][0], entries[-1][1])
-            shown.extend((visible[pid], score) for pid, score in entries if pid in visible)
-            if len(shown) == size or exhausted:
-                break
-        if exhausted or after is None:
-            return Page(shown, "")
+        collected: _Collected | None = None
+        if database.usable:
+            try:
+                fresh = self._from_database(viewer_id, exclusions, database)
+                collected = await self._collect(key, start, size, fresh)
+            except DatabaseUnavailable:
+                collected = None
+            else:
+                database.done()
+                self._r.post_views.remember([entry.post for entry in collected.shown])
+        degraded = collected is None
+        if collected is None:
+            cached = _CachedViews(self._r, viewer_id, exclusions)
+            collected = await self._collect(key, start, size, cached)
+            if collected.seen and not cached.found and start is None:
+                # The feed has posts but none of them is cached: an empty page would lie.
+                DEGRADED_READS.labels("unavailable").inc()
+                raise feed_unavailable(self._r.settings.home_db_retry_seconds)
+            DEGRADED_READS.labels("served").inc()
+        shown, after = collected.shown, collected.after
+        if collected.exhausted or after is None:
+            return Page(shown, "", degraded=degraded)
         await self._r.cache.mark_paging(viewer_id)
         post_id, score = after
         next_cursor = self._r.cursors.encode(
             {"k": "home", "t": started, "e": epoch, "s": score, "i": str(post_id)}
         )
-        return Page(shown, next_cursor)
+        return Page(shown, next_cursor, degraded=degraded)
+
+    async def _collect(
+        self, key: str, after: Entry | None, size: int, hydrate: Hydrate
+    ) -> _Collected:
+        """Up to `size` visible entries after `after`, a chunk of the cached feed at a time."""
+        collected = _Collected()
+        for _ in range(_MAX_CHUNKS):
+            wanted = size - len(collected.shown)
+            entries = await self._r.cache.page(key, after, wanted)
+            collected.exhausted = len(entries) < wanted
+            if not entries:
+                break
+            collected.seen += len(entries)
+            visible = await hydrate([pid for pid, _ in entries])
+            after = collected.after = entries[-1]
+            collected.shown.extend(
+                feed_pb2.FeedEntry(post=visible[pid], score=score)
+                for pid, score in entries
+                if pid in visible
+            )
+            if len(collected.shown) == size or collected.exhausted:
+                break
+        return collected
+
+    def _from_database(
+        self, viewer_id: uuid.UUID, exclusions: Exclusions, database: DatabaseBudget
+    ) -> Hydrate:
+        reading = Reading(self._r)
+
+        async def hydrate(post_ids: list[uuid.UUID]) -> dict[uuid.UUID, feed_pb2.Post]:
+            async with database.guard():
+                viewed = await reading.hydrate(post_ids, viewer_id, exclusions)
+            return {v.post.id: post_to_proto(v) for v in viewed}
+
+        return hydrate
+
+    def _budget(self) -> float:
+        """The database's share of this read: the setting, within the call's deadline."""
+        budget = self._r.settings.home_db_budget_seconds
+        return max(0.0, remaining(budget + _CACHE_RESERVE_SECONDS) - _CACHE_RESERVE_SECONDS)
+
+    async def withdraw(self, post_ids: Sequence[uuid.UUID]) -> None:
+        """Deleted or hidden posts leave the cached views that degraded reads show."""
+        try:
+            await self._r.post_views.withdraw(post_ids)
+        except RedisError as error:
+            # The change itself is committed. Failing the call makes the caller retry it
+            # (deleting and moderating are idempotent), which withdraws the view again.
+            raise Unavailable(
+                "the change is saved but cached feeds could not be updated; try again",
+                reason="cache-unavailable",
+            ) from error
+
+    async def moderated(self, content_kind: int, content_id: str, visibility: int) -> None:
+        """A moderation outcome: a post no longer visible to all is withdrawn. One approved
+        again stays out of degraded pages until its mark expires (erring on hiding: the mark
+        cannot tell an approval from a late score of a post its author deleted)."""
+        if (
+            content_kind == feed_pb2.CONTENT_KIND_POST
+            and visibility != common_pb2.VISIBILITY_VISIBLE
+        ):
+            await self.withdraw([parse_id(content_id, "content_id")])
 
     def _decode(self, cursor: str) -> tuple[int, int, Entry]:
         position = self._r.cursors.decode(cursor)
@@ -91,23 +190,40 @@ class HomeFeed:
             raise expired_cursor()
         return started, epoch, after
 
-    async def _prepare(self, viewer_id: uuid.UUID) -> None:
-        """Make sure the cached feed exists, and merge pulled authors in when due."""
+    async def _prepare(self, viewer_id: uuid.UUID, database: DatabaseBudget) -> None:
+        """Make sure the cached feed exists, and merge pulled authors in when due. Without
+        the database a cached feed is read as it is, and a missing one cannot be served."""
         if not await self._r.cache.touch(viewer_id):
-            await self.rebuild(viewer_id)
-        if await self._r.cache.claim_pull_refresh(viewer_id, PULL_REFRESH_SECONDS):
-            pulled = await self._pulled(viewer_id)
+            try:
+                if not database.usable:
+                    raise DatabaseUnavailable
+                await self.rebuild(viewer_id, database)
+            except DatabaseUnavailable:
+                DEGRADED_READS.labels("unavailable").inc()
+                raise feed_unavailable(self._r.settings.home_db_retry_seconds) from None
+        if database.usable and await self._r.cache.claim_pull_refresh(
+            viewer_id, PULL_REFRESH_SECONDS
+        ):
+            try:
+                pulled = await self._pulled(viewer_id, database)
+            except DatabaseUnavailable:
+                await self._r.cache.release_pull_refresh(viewer_id)
+                return
             paging = await self._r.cache.is_paging(viewer_id)
             await self._r.cache.fill(viewer_id, pulled, replace=not paging)
 
-    async def rebuild(self, viewer_id: uuid.UUID) -> None:
+    async def rebuild(self, viewer_id: uuid.UUID, database: DatabaseBudget) -> None:
         """A returning user's cache, from their materialised feed in the database."""
         await self._r.cache.begin_rebuild(viewer_id)
-        async with self._r.db.read_only() as session:
-            top = await FeedRepository(session).top(viewer_id, self._r.settings.cache_size)
+        try:
+            async with database.guard(), self._r.db.read_only() as session:
+                top = await FeedRepository(session).top(viewer_id, self._r.settings.cache_size)
+        except BaseException:
+            await self._r.cache.abandon_rebuild(viewer_id)
+            raise
         await self._r.cache.fill(viewer_id, top)
 
-    async def _pulled(self, viewer_id: uuid.UUID) -> list[Entry]:
+    async def _pulled(self, viewer_id: uuid.UUID, database: DatabaseBudget) -> list[Entry]:
         """Recent posts of the followed authors whose posts are not pushed, scored now."""
         answer = await self._r.graph.ListPulledFollowees(
             graph_pb2.ListPulledFolloweesRequest(user_id=str(viewer_id))
@@ -117,7 +233,7 @@ class HomeFeed:
             return []
         now = datetime.now(UTC)
         since = now - timedelta(hours=self._r.settings.pull_window_hours)
-        async with self._r.db.read_only() as session:
+        async with database.guard(), self._r.db.read_only() as session:
             repository = FeedRepository(session)
             posts = await repository.recent_posts_of(
                 authors, since, self._r.settings.pull_max_posts
@@ -138,3 +254,23 @@ class HomeFeed:
             )
             for post in posts
         ]
+
+
+class _CachedViews:
+    """Hydrates entries from the cached post views, filtered for the viewer; counts how many
+    views it found at all (hidden ones included)."""
+
+    def __init__(self, resources: FeedResources, viewer_id: uuid.UUID, exclusions: Exclusions):
+        self._r = resources
+        self._viewer_id = viewer_id
+        self._exclusions = exclusions
+        self.found = 0
+
+    async def __call__(self, post_ids: list[uuid.UUID]) -> dict[uuid.UUID, feed_pb2.Post]:
+        views = await self._r.post_views.recall(post_ids)
+        self.found += len(views)
+        return {
+            pid: view
+            for pid, view in views.items()
+            if shows(view, self._viewer_id, self._exclusions)
+        }

@@ -568,6 +568,14 @@ class GetHomeFeedResponse(_message.Message):
 
     ENTRIES_FIELD_NUMBER: _builtins.int
     PAGE_FIELD_NUMBER: _builtins.int
+    DEGRADED_FIELD_NUMBER: _builtins.int
+    degraded: _builtins.bool
+    """True when the feed database could not answer in time and the page was served from the
+    cache instead: the same ranking and filters (blocks, mutes, deletions, moderation), but
+    counts may be minutes old, liked_by_viewer and shared_by_viewer are unknown (false), and
+    posts whose cached copy has expired are left out. When nothing is cached for the viewer
+    the call fails with UNAVAILABLE (reason "feed-unavailable") instead.
+    """
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___FeedEntry]: ...
     @_builtins.property
@@ -577,10 +585,11 @@ class GetHomeFeedResponse(_message.Message):
         *,
         entries: _abc.Iterable[Global___FeedEntry] | None = ...,
         page: _common_pb2.PageInfo | None = ...,
+        degraded: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "page", b"page"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["degraded", b"degraded", "entries", b"entries", "page", b"page"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
