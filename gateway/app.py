@@ -9,6 +9,7 @@ import grpc
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import Response
@@ -133,6 +134,21 @@ def _install_error_handlers(app: FastAPI) -> None:
             request.url.path,
         )
 
+    async def on_redis_down(request: Request, exc: Exception) -> Response:
+        # Tokens cannot be checked against the deny-list, nor idempotency keys kept: refuse
+        # for now (fail closed) with an answer a client can retry, not a 500.
+        log.warning("gateway.redis_unavailable", error=str(exc), path=request.url.path)
+        return render(
+            Problem(
+                503,
+                "service-unavailable",
+                "Service unavailable",
+                "try again shortly",
+                headers={"Retry-After": "1"},
+            ),
+            request.url.path,
+        )
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("gateway.unhandled_error", path=request.url.path)
         return render(
@@ -145,4 +161,5 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(grpc.aio.AioRpcError, on_rpc_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(RedisError, on_redis_down)
     app.add_exception_handler(Exception, on_unexpected)

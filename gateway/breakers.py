@@ -1,9 +1,9 @@
 """A circuit breaker per upstream service: when one keeps failing, fail fast.
 
-After `threshold` calls in a row end UNAVAILABLE or DEADLINE_EXCEEDED, the upstream's
-circuit opens and its calls answer 503 at once, with Retry-After, instead of each one
-waiting out its deadline (a dead service would otherwise hold every gateway request that
-touches it for the whole budget). After `reset_seconds` calls are let through again (half
+After `threshold` calls in a row end UNAVAILABLE (without a reason the service gave) or
+DEADLINE_EXCEEDED, the upstream's circuit opens and its calls answer 503 at once, with
+Retry-After, instead of each one waiting out its deadline (a dead service would otherwise
+hold every gateway request that touches it for the whole budget). After `reset_seconds` calls are let through again (half
 open): one that succeeds closes the circuit, one that fails opens it for another period.
 Any other answer, errors included (NOT_FOUND, INVALID_ARGUMENT...), proves the upstream
 alive. The open circuit raises the same AioRpcError a dead service gives, so every caller
@@ -23,7 +23,7 @@ from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 
 from zapcore.errors import Unavailable
-from zapcore.rpc_errors import error_to_status
+from zapcore.rpc_errors import error_to_status, failure_from_rpc_error
 
 log = structlog.get_logger("gateway.breakers")
 
@@ -43,7 +43,15 @@ CIRCUIT_REJECTED = Counter(
 
 
 def _proves_alive(error: BaseException) -> bool:
-    return isinstance(error, grpc.aio.AioRpcError) and error.code() not in _TRIPPING
+    """Whether a failed call still shows the upstream answering.
+
+    UNAVAILABLE with a ZAP error detail was decided by the service itself (its database is
+    down and nothing is cached for this reader, a dependency is down): it answered, and
+    other calls (a degraded feed from its cache) may well succeed, so it does not count.
+    """
+    if not isinstance(error, grpc.aio.AioRpcError):
+        return False
+    return error.code() not in _TRIPPING or bool(failure_from_rpc_error(error).reason)
 
 
 def circuit_open_error(upstream: str, retry_after: float) -> grpc.aio.AioRpcError:
