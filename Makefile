@@ -28,6 +28,7 @@ migrate:   ## create databases and apply migrations
 bench:     ## benchmarks against the running stack (make up-bench; seed with scripts.seed first)
 	.venv/bin/python -m scripts.bench.auth
 	.venv/bin/python -m scripts.bench.feed
+	.venv/bin/python -m scripts.bench.fanout
 	.venv/bin/python -m scripts.bench.moderation
 	.venv/bin/python -m scripts.bench.media
 	.venv/bin/python -m scripts.bench.notifications

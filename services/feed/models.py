@@ -144,7 +144,15 @@ class Interaction(Base):
     comments: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
-    __table_args__ = (Index("ix_interactions_author", "author_id"),)
+    # Covering: the fanout reads every follower's counters for one author, index-only.
+    __table_args__ = (
+        Index(
+            "ix_interactions_author_user",
+            "author_id",
+            "user_id",
+            postgresql_include=["likes", "comments"],
+        ),
+    )
 
 
 class FeedItem(Base):
