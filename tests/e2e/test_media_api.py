@@ -219,9 +219,11 @@ async def media_status(client: httpx.AsyncClient, user: factories.TestUser, medi
 
 
 async def wait_media_gone(
-    client: httpx.AsyncClient, user: factories.TestUser, media_id: str
+    client: httpx.AsyncClient, store: ObjectStore, user: factories.TestUser, media_id: str
 ) -> None:
+    """The record goes first (a tombstone, 404 at once), then the objects."""
     await eventually(lambda: media_status(client, user, media_id), lambda code: code == 404)
+    await eventually(lambda: objects_of(store, user.id, media_id), lambda keys: keys == [])
 
 
 async def test_deleting_a_post_deletes_its_media_from_the_store(
@@ -235,7 +237,7 @@ async def test_deleting_a_post_deletes_its_media_from_the_store(
     deleted = await client.delete(f"/api/v1/posts/{written['id']}/", headers=author.headers)
     assert deleted.status_code in (200, 204), deleted.text
 
-    await wait_media_gone(client, author, media["id"])
+    await wait_media_gone(client, store, author, media["id"])
     assert await objects_of(store, author.id, media["id"]) == []
     assert await keys_of(store, author.id) == []
     for url in (v["url"] for v in media["variants"].values()):
@@ -258,7 +260,7 @@ async def test_media_shown_by_another_post_stays_until_that_one_goes(
     second = await post(client, author, "one again", media_ids=[shared["id"]])
 
     await client.delete(f"/api/v1/posts/{first['id']}/", headers=author.headers)
-    await wait_media_gone(client, author, only_first["id"])
+    await wait_media_gone(client, store, author, only_first["id"])
     assert (await client.get(f"/api/v1/media/{shared['id']}/", headers=author.headers)).json()[
         "status"
     ] == "ready"
@@ -267,7 +269,7 @@ async def test_media_shown_by_another_post_stays_until_that_one_goes(
     assert await objects_of(store, author.id, shared["id"]) != []
 
     await client.delete(f"/api/v1/posts/{second['id']}/", headers=author.headers)
-    await wait_media_gone(client, author, shared["id"])
+    await wait_media_gone(client, store, author, shared["id"])
     assert await keys_of(store, author.id) == []
 
 
@@ -288,7 +290,7 @@ async def test_a_crafted_post_deleted_event_cannot_delete_someone_elses_media(
         media_ids=[theirs["id"], "not-an-id", own["id"]],
     )
     await EventPublisher(redis_db[1], producer="feed").publish(FEED, crafted)
-    await wait_media_gone(client, attacker, own["id"])
+    await wait_media_gone(client, store, attacker, own["id"])
 
     still = await client.get(f"/api/v1/media/{theirs['id']}/", headers=owner.headers)
     assert still.status_code == 200
