@@ -117,6 +117,9 @@ class ConsumerConfig:
     pending_sample_seconds: float = 15.0
     # After this many deliveries an entry goes to the dead-letter stream.
     max_deliveries: int = 5
+    # Consumer names end with their process (a restart, a new pod): one silent this long,
+    # with nothing pending, is removed from the group when takeovers are looked for.
+    forget_idle_ms: int = 3_600_000
 
 
 class EventConsumer:
@@ -169,6 +172,7 @@ class EventConsumer:
             self._reclaim_at = now + self._reclaim_every
             for topic in self._config.topics:
                 handled += await self._reclaim(topic)
+                await self._forget_departed(topic)
         answer = await self._redis.xreadgroup(
             self._config.group,
             self._config.consumer,
@@ -204,6 +208,20 @@ class EventConsumer:
             start = answer[0]
             if start in (b"0-0", "0-0"):
                 return handled
+
+    async def _forget_departed(self, topic: str) -> None:
+        """Remove consumers long silent with nothing pending (their entries were taken
+        over above). Removing one with pending entries would drop them, so never that; a
+        live consumer removed by mistake is created again by its next read."""
+        stream, group = stream_key(topic), self._config.group
+        for consumer in await self._redis.xinfo_consumers(stream, group):
+            name = consumer["name"]
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            if name == self._config.consumer or int(consumer["pending"]):
+                continue
+            if int(consumer["idle"]) >= self._config.forget_idle_ms:
+                await self._redis.xgroup_delconsumer(stream, group, name)
+                log.info("events.consumer_forgotten", stream=topic, group=group, consumer=name)
 
     async def _sample_pending(self) -> None:
         for topic in self._config.topics:

@@ -191,3 +191,36 @@ async def test_pending_entries_and_dead_letters_are_measured(redis: Redis) -> No
 
 async def _seen(recorder: Recorder) -> list[events_pb2.Envelope]:
     return recorder.seen
+
+
+async def test_departed_consumers_leave_the_group_once_nothing_is_pending(redis: Redis) -> None:
+    """Every restart reads under a new name; old names must not pile up in the group, and a
+    name with unacknowledged entries stays until they have been taken over."""
+    await EventPublisher(redis, producer="graph").publish("graph", followed(1))
+    await EventPublisher(redis, producer="graph").publish("graph", followed(2))
+    config = ConsumerConfig(
+        group="feed",
+        topics=["graph"],
+        consumer="current",
+        claim_idle_ms=50,
+        reclaim_every_ms=0,
+        forget_idle_ms=50,
+        block_ms=10,
+    )
+    consumer = EventConsumer(redis, config, Recorder())
+    await consumer.ensure_groups()
+    # One old process acknowledged what it read; another died holding an entry.
+    done = await redis.xreadgroup("feed", "acked", {stream_key("graph"): ">"}, count=1)
+    await redis.xack(stream_key("graph"), "feed", done[0][1][0][0])
+    await redis.xreadgroup("feed", "crashed", {stream_key("graph"): ">"}, count=1)
+
+    async def names() -> set[str]:
+        answer = await redis.xinfo_consumers(stream_key("graph"), "feed")
+        return {c["name"].decode() if isinstance(c["name"], bytes) else c["name"] for c in answer}
+
+    assert await names() == {"acked", "crashed"}
+    await asyncio.sleep(0.1)
+    await consumer.run_once(block=False)
+    # The crashed one's entry was taken over first, so both names could go.
+    assert await names() == {"current"}
+    assert await pending(redis, "graph", "feed") == 0
