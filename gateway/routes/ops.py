@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 
 from gateway.deps import Edge
 from gateway.schemas.auth import JwksOut
+from gateway.state import EdgeState
 
 router = APIRouter(tags=["operations"])
 
@@ -19,22 +20,36 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Dependencies reachable")
-async def readyz(edge: Edge, response: Response) -> dict[str, object]:
-    async def redis_ok() -> bool:
-        try:
-            return bool(await asyncio.wait_for(edge.redis.ping(), 1.0))
-        except (RedisError, OSError, TimeoutError):
-            return False
+async def _redis_ok(edge: EdgeState) -> bool:
+    try:
+        return bool(await asyncio.wait_for(edge.redis.ping(), 1.0))
+    except (RedisError, OSError, TimeoutError):
+        return False
 
-    if not edge.keys.jwks:
-        await edge.keys.refresh()
-    upstreams, redis = await asyncio.gather(edge.upstreams.health(), redis_ok())
-    checks = {"redis": redis, **upstreams, "signing_keys": bool(edge.keys.jwks)}
+
+def _answer(checks: dict[str, bool], response: Response) -> dict[str, object]:
     ready = all(checks.values())
     if not ready:
         response.status_code = 503
     return {"status": "ready" if ready else "not-ready", "checks": checks}
+
+
+@router.get("/readyz", summary="The whole stack reachable: Redis, every service, signing keys")
+async def readyz(edge: Edge, response: Response) -> dict[str, object]:
+    if not edge.keys.jwks:
+        await edge.keys.refresh()
+    upstreams, redis = await asyncio.gather(edge.upstreams.health(), _redis_ok(edge))
+    return _answer({"redis": redis, **upstreams, "signing_keys": bool(edge.keys.jwks)}, response)
+
+
+@router.get("/readyz/edge", summary="This gateway can take traffic: Redis and signing keys")
+async def readyz_edge(edge: Edge, response: Response) -> dict[str, object]:
+    """The readiness probe of a gateway pod. A service that is down fails only the calls
+    that need it (503 at once from its circuit), so it must not take every gateway out of
+    rotation with it, as /readyz would."""
+    if not edge.keys.jwks:
+        await edge.keys.refresh()
+    return _answer({"redis": await _redis_ok(edge), "signing_keys": bool(edge.keys.jwks)}, response)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -133,7 +133,7 @@ def test_gateway_probes_are_its_health_routes(
         paths[probe] = get["path"]
     assert paths == {
         "startupProbe": "/healthz",
-        "readinessProbe": "/readyz",
+        "readinessProbe": "/readyz/edge",
         "livenessProbe": "/healthz",
     }
 
@@ -206,7 +206,7 @@ def test_websockets_go_through_an_ingress_with_long_timeouts(
     # The public paths lead to real routes; health and metrics stay inside the cluster.
     for prefix in paths:
         assert any(r.startswith(prefix) for r in gateway_routes.http | gateway_routes.websocket)
-    assert not {"/healthz", "/readyz", "/metrics", "/"} & set(paths)
+    assert not {"/healthz", "/readyz", "/readyz/edge", "/metrics", "/"} & set(paths)
 
 
 def test_migration_job_runs_the_migrations_with_every_database(

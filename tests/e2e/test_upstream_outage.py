@@ -109,6 +109,10 @@ async def test_a_stopped_service_answers_503_at_once(stack: Stack) -> None:
         refused = await client.get(follow, headers=user.headers)
         assert_problem(refused, 503)
         assert refused.elapsed.total_seconds() < TIMEOUT
+        # The stack is not whole, but this gateway still takes traffic.
+        assert (await client.get("/readyz")).status_code == 503
+        edge = await client.get("/readyz/edge")
+        assert edge.status_code == 200, edge.text
         async with graph_on(stack, port):
             await eventually(
                 lambda: client.get(follow, headers=user.headers),
