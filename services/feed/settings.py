@@ -44,6 +44,8 @@ class FeedSettings(ServiceSettings):
     pull_max_posts: int = Field(default=200, ge=1)
     # The cron rescoring touches items of posts younger than this.
     rescore_window_hours: int = Field(default=48, ge=1)
+    # Share of a rescoring run spent working; the rest is pauses between partitions.
+    rescore_duty_cycle: float = Field(default=0.5, gt=0, le=1)
     # A new follow copies this many recent posts of the followee into the follower's feed.
     backfill_posts: int = Field(default=20, ge=0)
     fanout_batch_size: int = Field(default=5000, ge=1, le=10_000)
