@@ -12,6 +12,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Text,
@@ -193,3 +194,19 @@ class FanoutOutbox(Base):
     __table_args__ = (
         Index("ix_fanout_outbox_pending", "created_at", postgresql_where=text("done_at IS NULL")),
     )
+
+
+class EventOutbox(Base):
+    """Events written in the transaction of the change they announce, published after its
+    commit and deleted once published. One whose publishing failed (Redis down at that
+    instant, the process killed) is published by the worker's relay: no event is lost, and
+    a repeat carries the same envelope id, which consumers deduplicate on."""
+
+    __tablename__ = "event_outbox"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    topic: Mapped[str] = mapped_column(String(64))
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_event_outbox_created", "created_at"),)

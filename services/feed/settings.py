@@ -53,6 +53,9 @@ class FeedSettings(ServiceSettings):
     sweep_after_seconds: int = Field(default=60, ge=1)
     # How often the sweeper runs, in seconds (a divisor of 60: it runs on those seconds).
     sweep_every_seconds: int = Field(default=60, ge=1, le=60)
+    # An event still in the outbox this long after its change committed was not published
+    # then (Redis down for that instant, the process killed): the worker's relay sends it.
+    event_relay_after_seconds: float = Field(default=5.0, gt=0)
     trending_window_hours: int = Field(default=24, ge=1)
     # Tier-1 moderation is called with this deadline; if it cannot answer, posting goes on.
     moderation_check_timeout_seconds: float = Field(default=0.2, gt=0)

@@ -16,6 +16,7 @@ from arq import cron
 from arq.worker import Worker
 
 from services.feed.forget import forget_user
+from services.feed.outbox.relay import relay_stale
 from services.feed.posts.scoring import request_missing_scores
 from services.feed.resources import JOB_QUEUE, FeedResources
 from services.feed.settings import FeedSettings
@@ -41,6 +42,13 @@ async def sweep_lost_fanouts(ctx: dict[str, Any]) -> int:
 
 async def request_scores(ctx: dict[str, Any]) -> int:
     return await request_missing_scores(ctx["resources"])
+
+
+async def relay_events(ctx: dict[str, Any]) -> int:
+    resources: FeedResources = ctx["resources"]
+    return await relay_stale(
+        resources, older_than_seconds=resources.settings.event_relay_after_seconds, limit=1000
+    )
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -85,6 +93,7 @@ def feed_worker(
                 run_at_startup=False,
             ),
             cron(request_scores, second={45}, unique=True, run_at_startup=False),
+            cron(relay_events, second=set(range(0, 60, 5)), unique=True, run_at_startup=True),
         ],
         on_startup=startup,
         on_shutdown=shutdown,

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import grpc
-from google.protobuf.message import Message
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.feed.models import Comment, Post
+from services.feed.outbox.relay import stage
 from services.feed.posts.audience import NOBODY, Exclusions, exclusions_for
 from services.feed.posts.repository import PostRepository, ViewedPost, visible_to
 from services.feed.posts.scoring import request_score
@@ -24,7 +24,6 @@ from zap.media.v1 import media_pb2
 from zap.moderation.v1 import moderation_pb2
 from zapcore.db import after_commit
 from zapcore.errors import InvalidArgument, NotFound, PermissionDenied
-from zapcore.events import FEED
 from zapcore.ids import new_id, parse_id, parse_ids
 from zapcore.jobs import enqueue
 from zapcore.logging import get_logger
@@ -73,10 +72,17 @@ class Posting:
                 )
             await PostRepository(session).add_post(post)
             await FeedRepository(session).owe_fanout(post)
-            after_commit(session, lambda: self._announce_post(post))
-            after_commit(
-                session, lambda: self._announce_mentions(post.author_id, mentions, post.id)
+            stage(
+                self._r,
+                session,
+                events_pb2.PostCreated(
+                    post_id=str(post.id),
+                    author_id=str(post.author_id),
+                    parent_post_id=str(post.parent_post_id or ""),
+                ),
             )
+            self._stage_mentions(session, post.author_id, mentions, post.id)
+            after_commit(session, lambda: self._announce_post(post))
         return post
 
     async def delete_post(self, post_id: str, user_id: uuid.UUID) -> None:
@@ -99,7 +105,7 @@ class Posting:
                 author_id=str(user_id),
                 media_ids=[str(m) for m in post.media_ids if m not in shown],
             )
-            after_commit(session, lambda: self._publish(event))
+            stage(self._r, session, event)
 
     async def like(self, post_id: str, user_id: uuid.UUID, *, liked: bool) -> int:
         pid = parse_id(post_id, "post_id")
@@ -116,7 +122,7 @@ class Posting:
                 event = events_pb2.Liked(
                     user_id=str(user_id), post_id=str(pid), post_author_id=str(post.author_id)
                 )
-                after_commit(session, lambda: self._publish(event))
+                stage(self._r, session, event)
             return post.like_count
 
     async def share(self, post_id: str, user_id: uuid.UUID) -> ViewedPost:
@@ -128,7 +134,7 @@ class Posting:
                 event = events_pb2.Shared(
                     user_id=str(user_id), post_id=str(pid), post_author_id=str(post.author_id)
                 )
-                after_commit(session, lambda: self._publish(event))
+                stage(self._r, session, event)
             viewed = await PostRepository(session).viewed([pid], user_id)
         return viewed[pid]
 
@@ -155,13 +161,11 @@ class Posting:
                 post_id=str(pid),
                 post_author_id=str(post.author_id),
             )
-            after_commit(session, lambda: self._publish(event))
+            stage(self._r, session, event)
             after_commit(
                 session, lambda: self._score("comment", comment.id, user_id, comment.content)
             )
-            after_commit(
-                session, lambda: self._announce_mentions(user_id, mentions, pid, comment.id)
-            )
+            self._stage_mentions(session, user_id, mentions, pid, comment.id)
         return comment
 
     async def _visible_post(
@@ -244,12 +248,6 @@ class Posting:
         except RedisError as error:
             log.warning("feed.fanout_enqueue_failed", post_id=str(post.id), error=str(error))
         await self._score("post", post.id, post.author_id, post.content)
-        parent = str(post.parent_post_id) if post.parent_post_id else ""
-        await self._publish(
-            events_pb2.PostCreated(
-                post_id=str(post.id), author_id=str(post.author_id), parent_post_id=parent
-            )
-        )
 
     async def _mentions(self, text: str, author_id: uuid.UUID) -> list[uuid.UUID]:
         """The ids of the existing users @mentioned in the text (never the author)."""
@@ -266,21 +264,24 @@ class Posting:
             return []
         return [uid for u in answer.users if (uid := uuid.UUID(u.id)) != author_id]
 
-    async def _announce_mentions(
+    def _stage_mentions(
         self,
+        session: AsyncSession,
         author_id: uuid.UUID,
         mentioned: list[uuid.UUID],
         post_id: uuid.UUID,
         comment_id: uuid.UUID | None = None,
     ) -> None:
         for user_id in mentioned:
-            await self._publish(
+            stage(
+                self._r,
+                session,
                 events_pb2.Mentioned(
                     mentioned_user_id=str(user_id),
                     author_id=str(author_id),
                     post_id=str(post_id),
                     comment_id=str(comment_id or ""),
-                )
+                ),
             )
 
     async def _score(
@@ -288,9 +289,3 @@ class Posting:
     ) -> None:
         # Not awaited: the writer does not wait for moderation (the sweeper asks again).
         self._r.in_background(request_score(self._r, kind, content_id, author_id, text))
-
-    async def _publish(self, payload: Message) -> None:
-        try:
-            await self._r.events.publish(FEED, payload)
-        except RedisError as error:
-            log.warning("feed.event_lost", kind=type(payload).__name__, error=str(error))
