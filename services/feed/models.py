@@ -12,7 +12,6 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
-    LargeBinary,
     SmallInteger,
     String,
     Text,
@@ -24,6 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from zapcore.db import service_metadata
 from zapcore.ids import new_id
+from zapcore.outbox import outbox_table
 
 
 class Base(DeclarativeBase):
@@ -196,17 +196,5 @@ class FanoutOutbox(Base):
     )
 
 
-class EventOutbox(Base):
-    """Events written in the transaction of the change they announce, published after its
-    commit and deleted once published. One whose publishing failed (Redis down at that
-    instant, the process killed) is published by the worker's relay: no event is lost, and
-    a repeat carries the same envelope id, which consumers deduplicate on."""
-
-    __tablename__ = "event_outbox"
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    topic: Mapped[str] = mapped_column(String(64))
-    envelope: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-
-    __table_args__ = (Index("ix_event_outbox_created", "created_at"),)
+# Feed's events, written with the change they announce (zapcore.outbox).
+EVENT_OUTBOX = outbox_table(Base.metadata)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
+from services.feed.models import EVENT_OUTBOX
 from services.feed.settings import FeedSettings
 from services.feed.timeline.cache import FeedCache
 from services.feed.timeline.degraded import PostViews
@@ -20,6 +21,7 @@ from zap.moderation.v1 import moderation_pb2
 from zapcore.db import Database
 from zapcore.events import EventPublisher
 from zapcore.identity import IdentitySigner
+from zapcore.outbox import Outbox
 from zapcore.pagination import CursorCodec
 from zapcore.peers import Peers
 from zapcore.redis import create_redis
@@ -51,6 +53,7 @@ class FeedResources:
     cache: FeedCache
     post_views: PostViews
     events: EventPublisher
+    outbox: Outbox
     cursors: CursorCodec
     peers: Peers
     graph: GraphClient
@@ -64,10 +67,12 @@ class FeedResources:
         redis = create_redis(platform.redis_url)
         secret = platform.internal_secret.get_secret_value()
         peers = Peers(IdentitySigner(secret), caller="feed")
+        db = Database(settings.database_url, pool_size=settings.db_pool_size)
+        events = EventPublisher(redis, producer="feed")
         return cls(
             platform=platform,
             settings=settings,
-            db=Database(settings.database_url, pool_size=settings.db_pool_size),
+            db=db,
             redis=redis,
             # arq's client shares the connection pool; it only adds the enqueue commands.
             jobs=ArqRedis(connection_pool=redis.connection_pool),
@@ -84,7 +89,8 @@ class FeedResources:
                 memo_size=settings.post_view_memo_size,
                 max_pending_writes=settings.post_view_max_pending_writes,
             ),
-            events=EventPublisher(redis, producer="feed"),
+            events=events,
+            outbox=Outbox(EVENT_OUTBOX, db, events, producer="feed"),
             cursors=CursorCodec(secret, "feed"),
             peers=peers,
             graph=GraphClient(peers.channel(platform.graph_target, graph_pb2.DESCRIPTOR)),
@@ -105,6 +111,7 @@ class FeedResources:
         if self._background:
             await asyncio.wait(self._background, timeout=5)
         await self.post_views.close()
+        await self.outbox.close()
         await self.peers.close()
         await self.db.dispose()
         await self.redis.aclose()

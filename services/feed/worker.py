@@ -16,7 +16,6 @@ from arq import cron
 from arq.worker import Worker
 
 from services.feed.forget import forget_user
-from services.feed.outbox.relay import relay_stale
 from services.feed.posts.scoring import request_missing_scores
 from services.feed.resources import JOB_QUEUE, FeedResources
 from services.feed.settings import FeedSettings
@@ -46,8 +45,8 @@ async def request_scores(ctx: dict[str, Any]) -> int:
 
 async def relay_events(ctx: dict[str, Any]) -> int:
     resources: FeedResources = ctx["resources"]
-    return await relay_stale(
-        resources, older_than_seconds=resources.settings.event_relay_after_seconds, limit=1000
+    return await resources.outbox.relay_stale(
+        older_than_seconds=resources.settings.event_relay_after_seconds
     )
 
 

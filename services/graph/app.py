@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -36,10 +37,14 @@ async def running(platform: PlatformSettings, settings: GraphSettings) -> AsyncI
     deletions = deletion_consumer(
         resources.redis, "graph", lambda user_id: forget_user(resources, user_id)
     )
+    # Graph has no job worker: the deletion cascade and the outbox relay run beside it.
+    stop_relay = asyncio.Event()
+    relay = asyncio.create_task(resources.outbox.run(stop_relay))
     try:
-        # The deletion cascade runs beside the server (graph has no job worker).
         async with consuming(deletions):
             yield server
     finally:
+        stop_relay.set()
+        await relay
         await server.stop()
         await resources.close()

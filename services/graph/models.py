@@ -12,6 +12,7 @@ from sqlalchemy import BigInteger, DateTime, Index, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from zapcore.db import service_metadata
+from zapcore.outbox import outbox_table
 
 
 class Base(DeclarativeBase):
@@ -76,3 +77,7 @@ class UserCounts(Base):
     # "Which of the accounts I follow are above the fanout threshold?" starts from the few
     # users above it (a short range of this index), not from everyone the reader follows.
     __table_args__ = (Index("ix_user_counts_followers", "followers"),)
+
+
+# Graph's events, written with the change they announce (zapcore.outbox).
+EVENT_OUTBOX = outbox_table(Base.metadata)

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from services.graph.models import EVENT_OUTBOX
 from services.graph.settings import GraphSettings
 from zapcore.db import Database
 from zapcore.events import EventPublisher
+from zapcore.outbox import Outbox
 from zapcore.pagination import CursorCodec
 from zapcore.redis import create_redis
 from zapcore.settings import PlatformSettings
@@ -21,6 +23,7 @@ class GraphResources:
     db: Database
     redis: Redis
     events: EventPublisher
+    outbox: Outbox
     # One codec per list, each with its own derived key, so a followers cursor is never
     # accepted by the following list (and no cursor is valid as anything else).
     followers_cursors: CursorCodec
@@ -30,16 +33,20 @@ class GraphResources:
     def open(cls, platform: PlatformSettings, settings: GraphSettings) -> GraphResources:
         secret = platform.internal_secret.get_secret_value()
         redis = create_redis(platform.redis_url)
+        db = Database(settings.database_url, pool_size=settings.db_pool_size)
+        events = EventPublisher(redis, producer="graph")
         return cls(
             platform=platform,
             settings=settings,
-            db=Database(settings.database_url, pool_size=settings.db_pool_size),
+            db=db,
             redis=redis,
-            events=EventPublisher(redis, producer="graph"),
+            events=events,
+            outbox=Outbox(EVENT_OUTBOX, db, events, producer="graph"),
             followers_cursors=CursorCodec(secret, "graph.followers"),
             following_cursors=CursorCodec(secret, "graph.following"),
         )
 
     async def close(self) -> None:
+        await self.outbox.close()
         await self.db.dispose()
         await self.redis.aclose()

@@ -27,7 +27,7 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         self._r = resources
 
     def _relationships(self, session: Any) -> RelationshipService:
-        return RelationshipService(session, self._r.events)
+        return RelationshipService(session, self._r.outbox)
 
     def _follows(self, session: Any) -> FollowService:
         return FollowService(session, fanout_threshold=self._r.settings.fanout_threshold)

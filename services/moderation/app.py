@@ -5,6 +5,7 @@ Tier 1 answers in the call; tier 2 runs in the worker (services/moderation/worke
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -43,9 +44,14 @@ async def running(
     deletions = deletion_consumer(
         resources.redis, "moderation", lambda u: forget_user(resources, u)
     )
+    # Decisions are made here and in the worker; this process relays what either left.
+    stop_relay = asyncio.Event()
+    relay = asyncio.create_task(resources.outbox.run(stop_relay))
     try:
         async with consuming(deletions):
             yield server
     finally:
+        stop_relay.set()
+        await relay
         await server.stop()
         await resources.close()

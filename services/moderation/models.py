@@ -16,6 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from zapcore.db import service_metadata
 from zapcore.ids import new_id
+from zapcore.outbox import outbox_table
 
 
 class Base(DeclarativeBase):
@@ -148,3 +149,7 @@ class Appeal(Base):
     text: Mapped[str] = mapped_column(Text, default="")
     item_id: Mapped[uuid.UUID] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# Moderation's events (decisions), written with the decision (zapcore.outbox).
+EVENT_OUTBOX = outbox_table(Base.metadata)

@@ -7,18 +7,18 @@ from typing import TYPE_CHECKING
 
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
+from services.moderation.models import EVENT_OUTBOX
 from services.moderation.settings import ModerationSettings
 from services.moderation.tier1.rules import RuleSet
 from services.moderation.tier2.policy import Thresholds
 from zap.auth.v1 import auth_pb2
-from zap.events.v1 import events_pb2
 from zap.feed.v1 import feed_pb2
 from zapcore.db import Database
-from zapcore.events import MODERATION, EventPublisher
+from zapcore.events import EventPublisher
 from zapcore.identity import IdentitySigner
 from zapcore.logging import get_logger
+from zapcore.outbox import Outbox
 from zapcore.pagination import CursorCodec
 from zapcore.peers import Peers
 from zapcore.redis import create_redis
@@ -43,6 +43,7 @@ class ModerationResources:
     redis: Redis
     jobs: ArqRedis
     events: EventPublisher
+    outbox: Outbox
     cursors: CursorCodec
     peers: Peers
     feed: FeedClient
@@ -55,13 +56,16 @@ class ModerationResources:
         redis = create_redis(platform.redis_url)
         secret = platform.internal_secret.get_secret_value()
         peers = Peers(IdentitySigner(secret), caller="moderation")
+        db = Database(settings.database_url, pool_size=settings.db_pool_size)
+        events = EventPublisher(redis, producer="moderation")
         return cls(
             platform=platform,
             settings=settings,
-            db=Database(settings.database_url, pool_size=settings.db_pool_size),
+            db=db,
             redis=redis,
             jobs=ArqRedis(connection_pool=redis.connection_pool),
-            events=EventPublisher(redis, producer="moderation"),
+            events=events,
+            outbox=Outbox(EVENT_OUTBOX, db, events, producer="moderation"),
             cursors=CursorCodec(secret, "moderation"),
             peers=peers,
             feed=FeedClient(peers.channel(platform.feed_target, feed_pb2.DESCRIPTOR)),
@@ -70,15 +74,8 @@ class ModerationResources:
             thresholds=settings.thresholds(),
         )
 
-    async def announce(self, decision: events_pb2.ModerationDecided) -> None:
-        """Publish a decision after its commit; if Redis fails, the decision still stands and
-        only the notification is lost."""
-        try:
-            await self.events.publish(MODERATION, decision)
-        except RedisError:
-            log.exception("moderation.event_lost", decision_id=decision.decision_id)
-
     async def close(self) -> None:
+        await self.outbox.close()
         await self.peers.close()
         await self.db.dispose()
         await self.redis.aclose()

@@ -11,7 +11,6 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.feed.models import Comment, Post
-from services.feed.outbox.relay import stage
 from services.feed.posts.audience import NOBODY, Exclusions, exclusions_for
 from services.feed.posts.repository import PostRepository, ViewedPost, visible_to
 from services.feed.posts.scoring import request_score
@@ -24,6 +23,7 @@ from zap.media.v1 import media_pb2
 from zap.moderation.v1 import moderation_pb2
 from zapcore.db import after_commit
 from zapcore.errors import InvalidArgument, NotFound, PermissionDenied
+from zapcore.events import FEED
 from zapcore.ids import new_id, parse_id, parse_ids
 from zapcore.jobs import enqueue
 from zapcore.logging import get_logger
@@ -72,16 +72,16 @@ class Posting:
                 )
             await PostRepository(session).add_post(post)
             await FeedRepository(session).owe_fanout(post)
-            stage(
-                self._r,
+            await self._r.outbox.stage(
                 session,
+                FEED,
                 events_pb2.PostCreated(
                     post_id=str(post.id),
                     author_id=str(post.author_id),
                     parent_post_id=str(post.parent_post_id or ""),
                 ),
             )
-            self._stage_mentions(session, post.author_id, mentions, post.id)
+            await self._stage_mentions(session, post.author_id, mentions, post.id)
             after_commit(session, lambda: self._announce_post(post))
         return post
 
@@ -105,7 +105,7 @@ class Posting:
                 author_id=str(user_id),
                 media_ids=[str(m) for m in post.media_ids if m not in shown],
             )
-            stage(self._r, session, event)
+            await self._r.outbox.stage(session, FEED, event)
 
     async def like(self, post_id: str, user_id: uuid.UUID, *, liked: bool) -> int:
         pid = parse_id(post_id, "post_id")
@@ -122,7 +122,7 @@ class Posting:
                 event = events_pb2.Liked(
                     user_id=str(user_id), post_id=str(pid), post_author_id=str(post.author_id)
                 )
-                stage(self._r, session, event)
+                await self._r.outbox.stage(session, FEED, event)
             return post.like_count
 
     async def share(self, post_id: str, user_id: uuid.UUID) -> ViewedPost:
@@ -134,7 +134,7 @@ class Posting:
                 event = events_pb2.Shared(
                     user_id=str(user_id), post_id=str(pid), post_author_id=str(post.author_id)
                 )
-                stage(self._r, session, event)
+                await self._r.outbox.stage(session, FEED, event)
             viewed = await PostRepository(session).viewed([pid], user_id)
         return viewed[pid]
 
@@ -161,11 +161,11 @@ class Posting:
                 post_id=str(pid),
                 post_author_id=str(post.author_id),
             )
-            stage(self._r, session, event)
+            await self._r.outbox.stage(session, FEED, event)
             after_commit(
                 session, lambda: self._score("comment", comment.id, user_id, comment.content)
             )
-            self._stage_mentions(session, user_id, mentions, pid, comment.id)
+            await self._stage_mentions(session, user_id, mentions, pid, comment.id)
         return comment
 
     async def _visible_post(
@@ -264,7 +264,7 @@ class Posting:
             return []
         return [uid for u in answer.users if (uid := uuid.UUID(u.id)) != author_id]
 
-    def _stage_mentions(
+    async def _stage_mentions(
         self,
         session: AsyncSession,
         author_id: uuid.UUID,
@@ -273,9 +273,9 @@ class Posting:
         comment_id: uuid.UUID | None = None,
     ) -> None:
         for user_id in mentioned:
-            stage(
-                self._r,
+            await self._r.outbox.stage(
                 session,
+                FEED,
                 events_pb2.Mentioned(
                     mentioned_user_id=str(user_id),
                     author_id=str(author_id),

@@ -2,7 +2,7 @@
 
 Every write is idempotent: repeating it changes nothing, announces nothing and answers the
 same relationship. Counts change only when an edge was really inserted or deleted, in the
-same transaction, and events are published only after that transaction has committed.
+same transaction, and events are written with it (an outbox) and published once it commits.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from collections import Counter
 from dataclasses import replace
 
 from google.protobuf.message import Message
-from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.graph.follows.repository import CountChange, CountRepository
@@ -25,20 +24,20 @@ from services.graph.relationships.rules import (
     refuse_self,
 )
 from zap.events.v1 import events_pb2
-from zapcore.db import after_commit
 from zapcore.errors import FailedPrecondition
-from zapcore.events import GRAPH, EventPublisher
+from zapcore.events import GRAPH
 from zapcore.logging import get_logger
+from zapcore.outbox import Outbox
 
 log = get_logger(__name__)
 
 
 class RelationshipService:
-    def __init__(self, session: AsyncSession, events: EventPublisher) -> None:
+    def __init__(self, session: AsyncSession, outbox: Outbox) -> None:
         self._session = session
         self._edges = RelationshipRepository(session)
         self._counts = CountRepository(session)
-        self._events = events
+        self._outbox = outbox
 
     async def follow(self, viewer: uuid.UUID, target: uuid.UUID) -> Relationship:
         refuse_self(viewer, target, "follow")
@@ -55,7 +54,9 @@ class RelationshipService:
             await self._counts.apply(
                 {viewer: CountChange(following=1), target: CountChange(followers=1)}
             )
-            self._announce(events_pb2.Followed(follower_id=str(viewer), followee_id=str(target)))
+            await self._announce(
+                events_pb2.Followed(follower_id=str(viewer), followee_id=str(target))
+            )
         return replace(relationship, following=True)
 
     async def unfollow(self, viewer: uuid.UUID, target: uuid.UUID) -> Relationship:
@@ -66,7 +67,9 @@ class RelationshipService:
             await self._counts.apply(
                 {viewer: CountChange(following=-1), target: CountChange(followers=-1)}
             )
-            self._announce(events_pb2.Unfollowed(follower_id=str(viewer), followee_id=str(target)))
+            await self._announce(
+                events_pb2.Unfollowed(follower_id=str(viewer), followee_id=str(target))
+            )
         return await self.relationship(viewer, target)
 
     async def block(self, viewer: uuid.UUID, target: uuid.UUID) -> Relationship:
@@ -80,7 +83,7 @@ class RelationshipService:
             following[follower] -= 1
             followers[followee] -= 1
             # Consumers that keep follow-derived state (feeds) see the edge go as usual.
-            self._announce(
+            await self._announce(
                 events_pb2.Unfollowed(follower_id=str(follower), followee_id=str(followee))
             )
         await self._counts.apply(
@@ -90,7 +93,7 @@ class RelationshipService:
             }
         )
         if created:
-            self._announce(events_pb2.Blocked(blocker_id=str(viewer), blocked_id=str(target)))
+            await self._announce(events_pb2.Blocked(blocker_id=str(viewer), blocked_id=str(target)))
         return await self.relationship(viewer, target)
 
     async def unblock(self, viewer: uuid.UUID, target: uuid.UUID) -> Relationship:
@@ -138,15 +141,6 @@ class RelationshipService:
             muted=found[Kind.MUTING],
         )
 
-    def _announce(self, payload: Message) -> None:
-        """Publish `payload` on the graph topic once the transaction has committed."""
-
-        async def publish() -> None:
-            try:
-                await self._events.publish(GRAPH, payload)
-            except RedisError:
-                # The change is committed and the call succeeded; failing it now would
-                # make the client retry a write that is already done (and announce nothing).
-                log.exception("graph.event_not_published", payload=type(payload).__name__)
-
-        after_commit(self._session, publish)
+    async def _announce(self, payload: Message) -> None:
+        """Announce `payload` on the graph topic, written with this transaction (outbox)."""
+        await self._outbox.stage(self._session, GRAPH, payload)

@@ -19,7 +19,6 @@ from services.moderation.repository import ModerationRepository
 from services.moderation.resources import ModerationResources
 from zap.events.v1 import events_pb2
 from zap.feed.v1 import feed_pb2
-from zapcore.db import after_commit
 from zapcore.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -27,6 +26,7 @@ from zapcore.errors import (
     NotFound,
     PermissionDenied,
 )
+from zapcore.events import MODERATION
 from zapcore.identity import acting_as_service
 from zapcore.logging import get_logger
 from zapcore.pagination import invalid_cursor
@@ -167,7 +167,7 @@ class Review:
                 reason=note,
                 reporter_ids=[str(r) for r in reporters],
             )
-            after_commit(session, lambda: self._r.announce(event))
+            await self._r.outbox.stage(session, MODERATION, event)
         return decision
 
     async def appeal(self, author_id: uuid.UUID, decision_id: uuid.UUID, text: str) -> QueueItem:

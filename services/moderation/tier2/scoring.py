@@ -22,7 +22,7 @@ from zap.auth.v1 import auth_pb2
 from zap.common.v1 import common_pb2
 from zap.events.v1 import events_pb2
 from zap.feed.v1 import feed_pb2
-from zapcore.db import after_commit
+from zapcore.events import MODERATION
 from zapcore.identity import acting_as_service
 from zapcore.logging import get_logger
 
@@ -110,7 +110,7 @@ async def score_content(
                 action=outcome.value,
                 reason=decision.note,
             )
-            after_commit(session, lambda: resources.announce(event))
+            await resources.outbox.stage(session, MODERATION, event)
         elif outcome == Outcome.REVIEW:
             await repository.enqueue(
                 QueueItem(

@@ -1,5 +1,5 @@
-"""Feed's events go through an outbox: written with the change, published after it, and
-published later by the worker's relay when that failed. None is lost."""
+"""Events go through an outbox (zapcore.outbox): written with the change, published after it,
+and published later by a relay when that failed. None is lost."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from typing import Any
 import asyncpg
 import httpx
 
-from services.feed.outbox.relay import relay_stale
-from services.feed.outbox.repository import OutboxRepository
 from services.feed.resources import FeedResources
 from tests.e2e.feed_helpers import post
 from tests.factories import TestUser as User
@@ -18,7 +16,7 @@ from tests.factories import make_user
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
 from zap.events.v1 import events_pb2
-from zapcore.events import FEED, FIELD, envelope, stream_key
+from zapcore.events import FEED, FIELD, GRAPH, envelope, stream_key
 
 
 async def outbox_rows(stack: Stack) -> int:
@@ -64,17 +62,50 @@ async def test_an_event_left_unpublished_is_relayed_once_under_its_own_id(
         events_pb2.Liked(user_id=fan.id, post_id=written["id"], post_author_id=author.id),
         producer="feed",
     )
-    resources: FeedResources = stack.workers["feed"].ctx["resources"]
-    async with resources.db.unit_of_work() as session:
-        OutboxRepository(session).add(uuid.UUID(event.id), FEED, event.SerializeToString())
+    connection = await asyncpg.connect(stack.dsn("feed"))
+    try:
+        await connection.execute(
+            "INSERT INTO event_outbox (id, topic, envelope) VALUES ($1, $2, $3)",
+            uuid.UUID(event.id),
+            FEED,
+            event.SerializeToString(),
+        )
+    finally:
+        await connection.close()
 
     # The worker's relay (every 5 s) or this call publishes it, whichever comes first.
-    await relay_stale(resources, older_than_seconds=0, limit=100)
+    resources: FeedResources = stack.workers["feed"].ctx["resources"]
+    await resources.outbox.relay_stale(older_than_seconds=0)
     assert await outbox_rows(stack) == 0
-    assert await relay_stale(resources, older_than_seconds=0, limit=100) == 0
+    assert await resources.outbox.relay_stale(older_than_seconds=0) == 0
 
     delivered = await eventually(lambda: like_notifications(client, author, written["id"]), bool)
     assert [item["actor_count"] for item in delivered] == [1]
     entries = await resources.redis.xrange(stream_key(FEED), "-", "+")
     ids = [events_pb2.Envelope.FromString(fields[FIELD]).id for _, fields in entries]
     assert ids.count(event.id) == 1
+
+
+async def test_graph_relays_a_follow_left_unpublished_by_itself(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    """Graph has no worker: its relay runs beside the service, every 5 s."""
+    star, fan = await make_user(client), await make_user(client)
+    event = envelope(events_pb2.Followed(follower_id=fan.id, followee_id=star.id), producer="graph")
+    connection = await asyncpg.connect(stack.dsn("graph"))
+    try:
+        await connection.execute(
+            "INSERT INTO event_outbox (id, topic, envelope) VALUES ($1, $2, $3)",
+            uuid.UUID(event.id),
+            GRAPH,
+            event.SerializeToString(),
+        )
+    finally:
+        await connection.close()
+
+    async def follows() -> list[dict[str, Any]]:
+        answer = await client.get("/api/v1/notifications/", headers=star.headers)
+        return [item for item in answer.json()["results"] if item["kind"] == "follow"]
+
+    delivered = await eventually(follows, bool, timeout=30, interval=0.2)
+    assert [actor["id"] for actor in delivered[0]["actors"]] == [fan.id]
