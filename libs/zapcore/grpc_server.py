@@ -3,8 +3,9 @@
 Every ZAP service is a `GrpcServer`: the standard `grpc.health.v1` service (SERVING once
 started, NOT_SERVING as soon as shutdown begins), server reflection, and one interceptor
 that binds trace id, caller identity and deadline for the call, logs it, records metrics
-(and a span, when telemetry is on) and turns domain errors into rich statuses. At shutdown, callbacks a service registered
-(`on_shutdown`) run before in-flight calls drain: open streams end then, not at the grace.
+(and a span, when telemetry is on) and turns domain errors into rich statuses. At shutdown,
+callbacks a service registered (`on_shutdown`) run before in-flight calls drain: open
+streams end then, not at the grace.
 """
 
 from __future__ import annotations

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -16,73 +13,16 @@ import pytest
 from tests.e2e.feed_helpers import follow, wait_in_home
 from tests.e2e.notification_helpers import like, wait_listed
 from tests.factories import PASSWORD, make_user, new_identity
-from tests.support.stack import SERVICES, TEST_SECRET, free_port
-
-ROOT = Path(__file__).resolve().parents[2]
-WORKERS = ("auth", "feed", "media", "notification")
-
-
-@dataclass
-class Processes:
-    url: str
-    running: dict[str, asyncio.subprocess.Process]
-    logs: Path
-
-    def log(self, name: str) -> str:
-        return (self.logs / f"{name}.log").read_text()
+from tests.support.processes import Processes, process_stack
+from tests.support.stack import SERVICES
 
 
 @pytest.fixture
-async def processes(
-    databases: dict[str, str], redis_db: tuple[str, object], tmp_path: Path, object_store: str
-) -> AsyncIterator[Processes]:
-    ports = {name: free_port() for name in SERVICES}
-    http_port = free_port()
-    env = {
-        **os.environ,
-        "ZAP_ENVIRONMENT": "test",
-        "ZAP_INTERNAL_SECRET": TEST_SECRET,
-        "ZAP_REDIS_URL": redis_db[0],
-        "ZAP_LOG_LEVEL": "INFO",
-        "PYTHONUNBUFFERED": "1",
-        "ZAP_AUTH_SIGNING_KEYS_DIR": str(tmp_path / "keys"),
-        "ZAP_GATEWAY_HTTP_PORT": str(http_port),
-        "ZAP_MEDIA_S3_ENDPOINT_URL": object_store,
-    }
-    for name in SERVICES:
-        prefix = f"ZAP_{name.upper()}_"
-        env[prefix + "DATABASE_URL"] = databases[name]
-        env[prefix + "GRPC_PORT"] = str(ports[name])
-        env[prefix + "SHUTDOWN_GRACE_SECONDS"] = "2"
-        env[f"ZAP_{name.upper()}_TARGET"] = f"127.0.0.1:{ports[name]}"
-    modules = {name: f"services.{name}" for name in SERVICES}
-    modules |= {f"{name}-worker": f"services.{name}.worker" for name in WORKERS}
-    modules["gateway"] = "gateway"
-    # auth writes the signing key on first start; start it before anyone who reads it.
-    order = ["auth", *[name for name in modules if name != "auth"]]
-    running: dict[str, asyncio.subprocess.Process] = {}
-    try:
-        for name in order:
-            with (tmp_path / f"{name}.log").open("wb") as log:
-                running[name] = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", modules[name], cwd=ROOT, env=env, stdout=log, stderr=log
-                )
-        url = f"http://127.0.0.1:{http_port}"
-        async with httpx.AsyncClient(base_url=url, timeout=2) as client:
-            # Eleven Python processes start on two cores: give them a minute.
-            for _ in range(1200):
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-        yield Processes(url, running, tmp_path)
-    finally:
-        for process in running.values():
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+async def processes(tmp_path: Path, object_store: str) -> AsyncIterator[Processes]:
+    """Every entry point as its own process, on fresh databases and a private Redis."""
+    async with process_stack(tmp_path, object_store) as (running, _, _):
+        await running.wait_ready()
+        yield running
 
 
 async def test_entry_points_serve_the_seed_calls_and_stop_on_sigterm(
