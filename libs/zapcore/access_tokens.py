@@ -4,12 +4,20 @@ auth signs; the gateway verifies locally with the JWKS it fetched from auth, so 
 request costs a call to auth. The algorithm is pinned (no `none`, no HS256 made with a
 public key), and `exp`, `iat`, `sub`, `iss`, `aud`, `jti` and `typ` are required, so a
 refresh token can never pass as an access token.
+
+A verified token is remembered (bounded, least recently used first out) until its `exp`, so
+a client's next requests skip the ES256 check, the costliest step of an authenticated
+request at the edge. Revocation is not the verifier's business: the deny-list is checked on
+every request whatever the cache says. Replacing the keys forgets every remembered token, so
+a withdrawn key stops its tokens at once.
 """
 
 from __future__ import annotations
 
 import base64
+import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,8 +88,10 @@ def decode_verified(
 class AccessTokenVerifier:
     """Verifies access tokens against a set of public keys that can be replaced at run time."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, remembered: int = 50_000) -> None:
         self._keys: dict[str, ec.EllipticCurvePublicKey] = {}
+        self._remembered = remembered
+        self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
 
     @property
     def kids(self) -> frozenset[str]:
@@ -90,15 +100,32 @@ class AccessTokenVerifier:
     def load_jwks(self, jwks: list[dict[str, str]]) -> None:
         """Replace the known keys with this JWKS (keys parsed once, here)."""
         self._keys = {jwk["kid"]: public_key_from_jwk(jwk) for jwk in jwks}
+        self._verified.clear()
 
     def knows(self, token: str) -> bool:
         """True when the token names a key id we have (False prompts a JWKS refresh)."""
+        if token in self._verified:
+            return True
         try:
             return str(jwt.get_unverified_header(token).get("kid", "")) in self._keys
         except JOSEError:
             return True  # malformed: refreshing keys would not help
 
     def verify(self, token: str) -> AccessClaims:
+        """The claims of a valid, unexpired access token (signature checked once per token)."""
+        known = self._verified.get(token)
+        if known is not None:
+            if known.expires_at > time.time():
+                self._verified.move_to_end(token)
+                return known
+            del self._verified[token]
+        verified = self._verify(token)
+        self._verified[token] = verified
+        if len(self._verified) > self._remembered:
+            self._verified.popitem(last=False)
+        return verified
+
+    def _verify(self, token: str) -> AccessClaims:
         claims = decode_verified(token, self._keys, ACCESS_TYPE)
         try:
             return AccessClaims(
