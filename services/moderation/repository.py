@@ -174,9 +174,19 @@ class ModerationRepository:
         )
         return rows.scalars().all()
 
+    async def hold_author(self, author_id: uuid.UUID) -> None:
+        """Until this transaction ends, no other one can record about this author or forget
+        them: scoring and the deletion cascade take turns, so a score checked against a live
+        account cannot land after the cascade has cleaned up."""
+        await self._s.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:author, 0))"),
+            {"author": str(author_id)},
+        )
+
     async def forget_user(self, user_id: uuid.UUID) -> None:
         """Scores, reports and queue items that name the user go; the decision log stays,
         anonymised (its rows no longer say whose content it was)."""
+        await self.hold_author(user_id)
         await self._s.execute(delete(Score).where(Score.author_id == user_id))
         await self._s.execute(
             delete(Report).where((Report.reporter_id == user_id) | (Report.author_id == user_id))

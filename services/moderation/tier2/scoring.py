@@ -67,13 +67,14 @@ async def score_content(
         # Deleted meanwhile (by its author, or with their account): nothing to record.
         log.info("moderation.content_gone", content_id=str(content_id))
         return outcome
-    if author_id is not None and not await _author_exists(resources, author_id):
-        # The account was deleted while the job waited: recording now would bring its id
-        # back after the deletion cascade has already cleaned moderation up.
-        return outcome
-
     async with resources.db.unit_of_work() as session:
         repository = ModerationRepository(session)
+        if author_id is not None:
+            # Held so the deletion cascade cannot run between the check and the record: an
+            # account deleted while the job waited must not come back in a score.
+            await repository.hold_author(author_id)
+            if not await _author_exists(resources, author_id):
+                return outcome
         recorded = await repository.add_score(
             Score(
                 content_kind=kind,

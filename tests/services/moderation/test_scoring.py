@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import asyncpg
@@ -12,6 +13,7 @@ from arq import Retry
 from services.feed.posts.scoring import request_missing_scores
 from services.feed.resources import FeedResources
 from services.moderation.resources import ModerationResources
+from services.moderation.tier2 import scoring
 from services.moderation.tier2.classifiers import ModelUnavailable, load_classifier
 from services.moderation.tier2.policy import Outcome, Thresholds
 from services.moderation.worker import score_content
@@ -21,6 +23,28 @@ from tests.support.stack import Stack
 from tests.support.waiting import eventually
 
 DEFAULT = Thresholds()
+
+
+async def moderation_sql(stack: Stack, query: str, *args: object) -> object:
+    connection = await asyncpg.connect(stack.dsn("moderation"))
+    try:
+        return await connection.fetchval(query, *args)
+    finally:
+        await connection.close()
+
+
+async def cascade_done_by(stack: Stack, user_id: str, service: str) -> bool:
+    connection = await asyncpg.connect(stack.dsn("auth"))
+    try:
+        return bool(
+            await connection.fetchval(
+                "SELECT count(*) FROM deletion_receipts WHERE user_id = $1::uuid AND service = $2",
+                user_id,
+                service,
+            )
+        )
+    finally:
+        await connection.close()
 
 
 @pytest.mark.parametrize(
@@ -108,3 +132,43 @@ async def test_unscored_content_is_asked_for_again(client: httpx.AsyncClient, st
     finally:
         await resources.close()
     assert await eventually(score, lambda v: v is not None, timeout=30) >= 0.85
+
+
+async def test_a_score_checked_before_a_deletion_cannot_land_after_its_cascade(
+    client: httpx.AsyncClient, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    author = await make_user(client)
+    text = "an ordinary day at the seaside"
+    post_id = (await post(client, author, text))["id"]
+    mentions = "SELECT count(*) FROM scores WHERE author_id = $1::uuid"
+    await eventually(lambda: moderation_sql(stack, mentions, author.id), lambda n: n == 1)
+    # As if that score were still to come: the job below is the one that records it.
+    await moderation_sql(stack, "DELETE FROM scores WHERE content_id = $1::uuid", post_id)
+
+    checked = scoring._author_exists
+
+    async def deleted_right_after_the_check(
+        resources: ModerationResources, author_id: object
+    ) -> bool:
+        alive = await checked(resources, author_id)  # type: ignore[arg-type]
+        gone = await client.request(
+            "DELETE", "/api/v1/auth/me/", json={"password": author.password}, headers=author.headers
+        )
+        assert gone.status_code in (200, 202, 204), gone.text
+        # Unfixed, moderation's part of the cascade finishes here, before the record; fixed,
+        # it is held back until this job's transaction ends.
+        with contextlib.suppress(AssertionError):
+            await eventually(
+                lambda: cascade_done_by(stack, author.id, "moderation"), bool, timeout=5
+            )
+        return alive
+
+    monkeypatch.setattr(scoring, "_author_exists", deleted_right_after_the_check)
+    resources = ModerationResources.open(stack.platform, stack.settings["moderation"])  # type: ignore[arg-type]
+    try:
+        await score_content({"resources": resources}, "post", post_id, author.id, text, 1)
+    finally:
+        await resources.close()
+
+    await eventually(lambda: cascade_done_by(stack, author.id, "moderation"), bool, timeout=30)
+    assert await moderation_sql(stack, mentions, author.id) == 0
