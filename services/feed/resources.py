@@ -11,6 +11,7 @@ from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from services.feed.models import EVENT_OUTBOX
+from services.feed.posts.audience import Audience
 from services.feed.settings import FeedSettings
 from services.feed.timeline.cache import FeedCache
 from services.feed.timeline.degraded import PostViews
@@ -20,6 +21,7 @@ from zap.media.v1 import media_pb2
 from zap.moderation.v1 import moderation_pb2
 from zapcore.db import Database
 from zapcore.events import EventPublisher
+from zapcore.exclusions import ExclusionsCache
 from zapcore.identity import IdentitySigner
 from zapcore.outbox import Outbox
 from zapcore.pagination import CursorCodec
@@ -60,6 +62,7 @@ class FeedResources:
     moderation: ModerationClient
     media: MediaClient
     auth: AuthClient
+    audience: Audience
     _background: set[asyncio.Task[object]] = field(default_factory=set)
 
     @classmethod
@@ -69,6 +72,7 @@ class FeedResources:
         peers = Peers(IdentitySigner(secret), caller="feed")
         db = Database(settings.database_url, pool_size=settings.db_pool_size)
         events = EventPublisher(redis, producer="feed")
+        graph = GraphClient(peers.channel(platform.graph_target, graph_pb2.DESCRIPTOR))
         return cls(
             platform=platform,
             settings=settings,
@@ -93,12 +97,13 @@ class FeedResources:
             outbox=Outbox(EVENT_OUTBOX, db, events, producer="feed"),
             cursors=CursorCodec(secret, "feed"),
             peers=peers,
-            graph=GraphClient(peers.channel(platform.graph_target, graph_pb2.DESCRIPTOR)),
+            graph=graph,
             moderation=ModerationClient(
                 peers.channel(platform.moderation_target, moderation_pb2.DESCRIPTOR)
             ),
             media=MediaClient(peers.channel(platform.media_target, media_pb2.DESCRIPTOR)),
             auth=AuthClient(peers.channel(platform.auth_target, auth_pb2.DESCRIPTOR)),
+            audience=Audience(ExclusionsCache(redis), graph),
         )
 
     def in_background(self, work: Coroutine[Any, Any, object]) -> None:

@@ -10,6 +10,7 @@ from services.graph.models import EVENT_OUTBOX
 from services.graph.settings import GraphSettings
 from zapcore.db import Database
 from zapcore.events import EventPublisher
+from zapcore.exclusions import ExclusionsCache
 from zapcore.outbox import Outbox
 from zapcore.pagination import CursorCodec
 from zapcore.redis import create_redis
@@ -24,6 +25,8 @@ class GraphResources:
     redis: Redis
     events: EventPublisher
     outbox: Outbox
+    # The read model of blocks and mutes that readers use instead of calling graph.
+    exclusions: ExclusionsCache
     # One codec per list, each with its own derived key, so a followers cursor is never
     # accepted by the following list (and no cursor is valid as anything else).
     followers_cursors: CursorCodec
@@ -42,6 +45,7 @@ class GraphResources:
             redis=redis,
             events=events,
             outbox=Outbox(EVENT_OUTBOX, db, events, producer="graph"),
+            exclusions=ExclusionsCache(redis),
             followers_cursors=CursorCodec(secret, "graph.followers"),
             following_cursors=CursorCodec(secret, "graph.following"),
         )

@@ -6,8 +6,12 @@ are about, so workers acting for no user (fanout, delivery) can use them too.
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
+
+from redis.exceptions import RedisError
 
 from services.graph.follows.converters import counts_to_proto, edge_to_proto
 from services.graph.follows.service import FollowService, stream_batch_size
@@ -27,7 +31,7 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         self._r = resources
 
     def _relationships(self, session: Any) -> RelationshipService:
-        return RelationshipService(session, self._r.outbox)
+        return RelationshipService(session, self._r.outbox, self._r.exclusions)
 
     def _follows(self, session: Any) -> FollowService:
         return FollowService(session, fanout_threshold=self._r.settings.fanout_threshold)
@@ -99,13 +103,25 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         self, request: graph_pb2.GetExclusionsRequest, context: Context
     ) -> graph_pb2.GetExclusionsResponse:
         viewer = parse_id(request.viewer_id, "viewer_id")
+        generation = await self._exclusions_generation(viewer)
         async with self._r.db.read_only() as session:
             excluded = await self._relationships(session).exclusions(viewer)
-        return graph_pb2.GetExclusionsResponse(
+        answer = graph_pb2.GetExclusionsResponse(
             blocking_ids=[str(i) for i in excluded.blocking],
             blocked_by_ids=[str(i) for i in excluded.blocked_by],
             muted_ids=[str(i) for i in excluded.muted],
         )
+        if generation is not None:
+            # Readers find it in Redis next time; a fill raced by a change is not kept.
+            with contextlib.suppress(RedisError):
+                await self._r.exclusions.fill(viewer, generation, answer)
+        return answer
+
+    async def _exclusions_generation(self, viewer: uuid.UUID) -> bytes | None:
+        try:
+            return await self._r.exclusions.generation(viewer)
+        except RedisError:
+            return None  # answered from the database alone, not remembered
 
     async def ListFollowers(
         self, request: graph_pb2.ListFollowersRequest, context: Context

@@ -1,4 +1,8 @@
-"""Who may see whose content: the viewer's blocks (either way) and mutes, from graph."""
+"""Who may see whose content: the viewer's blocks (either way) and mutes.
+
+Read from graph's read model in Redis (zapcore.exclusions) in one round trip; graph is
+called only when the viewer has no entry there (and fills it), or when Redis cannot answer.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,10 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from redis.exceptions import RedisError
+
 from zap.graph.v1 import graph_pb2
+from zapcore.exclusions import ExclusionsCache
 
 if TYPE_CHECKING:
     from zap.graph.v1.graph_pb2_grpc import GraphServiceAsyncStub as GraphClient
@@ -29,10 +36,28 @@ class Exclusions:
 NOBODY = Exclusions()
 
 
-async def exclusions_for(graph: GraphClient, viewer_id: uuid.UUID | None) -> Exclusions:
-    if viewer_id is None:
+class Audience:
+    def __init__(self, cache: ExclusionsCache, graph: GraphClient) -> None:
+        self._cache = cache
+        self._graph = graph
+
+    async def exclusions(self, viewer_id: uuid.UUID | None) -> Exclusions:
+        if viewer_id is None:
+            return NOBODY
+        try:
+            known = await self._cache.get(viewer_id)
+        except RedisError:
+            known = None
+        if known is None:
+            known = await self._graph.GetExclusions(
+                graph_pb2.GetExclusionsRequest(viewer_id=str(viewer_id))
+            )
+        return _from_proto(known)
+
+
+def _from_proto(answer: graph_pb2.GetExclusionsResponse) -> Exclusions:
+    if not (answer.blocking_ids or answer.blocked_by_ids or answer.muted_ids):
         return NOBODY
-    answer = await graph.GetExclusions(graph_pb2.GetExclusionsRequest(viewer_id=str(viewer_id)))
     return Exclusions(
         blocked=frozenset(uuid.UUID(u) for u in (*answer.blocking_ids, *answer.blocked_by_ids)),
         muted=frozenset(uuid.UUID(u) for u in answer.muted_ids),

@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.feed.models import Comment, Post
-from services.feed.posts.audience import NOBODY, Exclusions, exclusions_for
+from services.feed.posts.audience import NOBODY, Exclusions
 from services.feed.posts.repository import PostRepository, ViewedPost, visible_to
 from services.feed.posts.scoring import request_score
 from services.feed.posts.text import hashtags, mentioned_usernames, normalise_content
@@ -187,7 +187,7 @@ class Posting:
 
     async def _exclusions(self, viewer_id: uuid.UUID) -> Exclusions:
         # Asked before the transaction opens, so no row lock waits on a network call.
-        return await exclusions_for(self._r.graph, viewer_id)
+        return await self._r.audience.exclusions(viewer_id)
 
     async def _own_ready_media(
         self, owner_id: uuid.UUID, media_ids: Sequence[str]

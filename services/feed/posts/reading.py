@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from services.feed.models import Comment
-from services.feed.posts.audience import Exclusions, exclusions_for
+from services.feed.posts.audience import Exclusions
 from services.feed.posts.repository import PostRepository, ViewedPost, visible_to
 from services.feed.posts.trending import Trending
 from services.feed.resources import FeedResources
@@ -40,7 +40,7 @@ class Reading:
     ) -> ViewedPost:
         pid = parse_id(post_id, "post_id")
         if exclusions is None:
-            exclusions = await exclusions_for(self._r.graph, viewer_id)
+            exclusions = await self._r.audience.exclusions(viewer_id)
         async with self._r.db.read_only() as session:
             found = (await PostRepository(session).viewed([pid], viewer_id)).get(pid)
         if found is None or not self._shows(found, viewer_id, exclusions, direct=True):
@@ -53,7 +53,7 @@ class Reading:
                 f"at most {MAX_BATCH} ids", fields={"post_ids": f"at most {MAX_BATCH}"}
             )
         ids = parse_ids(list(post_ids), "post_ids")
-        exclusions = await exclusions_for(self._r.graph, viewer_id)
+        exclusions = await self._r.audience.exclusions(viewer_id)
         return await self.hydrate(ids, viewer_id, exclusions, direct=True)
 
     async def hydrate(
@@ -93,7 +93,7 @@ class Reading:
         author = parse_id(user_id, "user_id")
         size = page_limit(limit)
         before = self._keyset(cursor, "user-posts", author)
-        exclusions = await exclusions_for(self._r.graph, viewer_id)
+        exclusions = await self._r.audience.exclusions(viewer_id)
         if exclusions.blocks(author):
             return Page([])
         async with self._r.db.read_only() as session:
@@ -116,7 +116,7 @@ class Reading:
             raise InvalidArgument("hashtag is not valid", fields={"hashtag": "1 to 64 characters"})
         size = page_limit(limit)
         before = self._keyset(cursor, f"tag:{tag}", None)
-        exclusions = await exclusions_for(self._r.graph, viewer_id)
+        exclusions = await self._r.audience.exclusions(viewer_id)
         async with self._r.db.read_only() as session:
             rows = await PostRepository(session).hashtag_posts(tag, before, size + 1)
         more = len(rows) > size
@@ -143,7 +143,7 @@ class Reading:
                 raise expired_cursor()
         else:
             (generation, ranked), offset = await trending.current(), 0
-        exclusions = await exclusions_for(self._r.graph, viewer_id)
+        exclusions = await self._r.audience.exclusions(viewer_id)
         ids = ranked[offset : offset + size]
         visible = await self.hydrate(ids, viewer_id, exclusions)
         more = offset + size < len(ranked)
@@ -165,7 +165,7 @@ class Reading:
         pid = parse_id(post_id, "post_id")
         size = page_limit(limit)
         after = self._keyset(cursor, "comments", pid)
-        exclusions = await exclusions_for(self._r.graph, viewer_id)
+        exclusions = await self._r.audience.exclusions(viewer_id)
         await self.post(post_id, viewer_id, exclusions)  # the post itself must be visible
         async with self._r.db.read_only() as session:
             rows = list(await PostRepository(session).comments(pid, after, size + 1))

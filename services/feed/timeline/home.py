@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from redis.exceptions import RedisError
 
-from services.feed.posts.audience import Exclusions, exclusions_for
+from services.feed.posts.audience import Exclusions
 from services.feed.posts.converters import post_to_proto
 from services.feed.posts.reading import Page, Reading
 from services.feed.resources import FeedResources
@@ -70,7 +70,7 @@ class HomeFeed:
     async def read(self, viewer_id: uuid.UUID, cursor: str, limit: int) -> Page[feed_pb2.FeedEntry]:
         size = page_limit(limit)
         database = DatabaseBudget(self._circuit, self._budget())
-        exclusions_task = asyncio.create_task(exclusions_for(self._r.graph, viewer_id))
+        exclusions_task = asyncio.create_task(self._r.audience.exclusions(viewer_id))
         try:
             if cursor:
                 started, epoch, start = self._decode(cursor)

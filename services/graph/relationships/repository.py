@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import ColumnElement, Select, and_, delete, func, literal, or_, select, union_all
@@ -144,21 +145,38 @@ class RelationshipRepository:
 
     # --- account deletion -----------------------------------------------------------------
 
-    async def forget_user(self, user_id: uuid.UUID) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
-        """Remove every edge that names the user; (accounts they followed, their followers)."""
+    async def forget_user(self, user_id: uuid.UUID) -> ForgottenEdges:
+        """Remove every edge that names the user."""
         followed = await self._session.execute(
             delete(Follow).where(Follow.follower_id == user_id).returning(Follow.followee_id)
         )
         followers = await self._session.execute(
             delete(Follow).where(Follow.followee_id == user_id).returning(Follow.follower_id)
         )
-        await self._session.execute(
-            delete(Block).where((Block.blocker_id == user_id) | (Block.blocked_id == user_id))
+        blocks = await self._session.execute(
+            delete(Block)
+            .where((Block.blocker_id == user_id) | (Block.blocked_id == user_id))
+            .returning(Block.blocker_id, Block.blocked_id)
         )
-        await self._session.execute(
-            delete(Mute).where((Mute.muter_id == user_id) | (Mute.muted_id == user_id))
+        mutes = await self._session.execute(
+            delete(Mute)
+            .where((Mute.muter_id == user_id) | (Mute.muted_id == user_id))
+            .returning(Mute.muter_id, Mute.muted_id)
         )
-        return list(followed.scalars()), list(followers.scalars())
+        excluding = {u for row in (*blocks.all(), *mutes.all()) for u in row} - {user_id}
+        return ForgottenEdges(
+            followed=list(followed.scalars()),
+            followers=list(followers.scalars()),
+            excluding=sorted(excluding),
+        )
+
+
+@dataclass(frozen=True)
+class ForgottenEdges:
+    followed: list[uuid.UUID]  # the accounts the user followed
+    followers: list[uuid.UUID]
+    # Everyone on the other side of one of the user's blocks or mutes.
+    excluding: list[uuid.UUID]
 
 
 def _fact(

@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import replace
 
 from google.protobuf.message import Message
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.graph.follows.repository import CountChange, CountRepository
@@ -24,8 +25,10 @@ from services.graph.relationships.rules import (
     refuse_self,
 )
 from zap.events.v1 import events_pb2
-from zapcore.errors import FailedPrecondition
+from zapcore.db import after_commit
+from zapcore.errors import FailedPrecondition, Unavailable
 from zapcore.events import GRAPH
+from zapcore.exclusions import ExclusionsCache
 from zapcore.logging import get_logger
 from zapcore.outbox import Outbox
 
@@ -33,11 +36,12 @@ log = get_logger(__name__)
 
 
 class RelationshipService:
-    def __init__(self, session: AsyncSession, outbox: Outbox) -> None:
+    def __init__(self, session: AsyncSession, outbox: Outbox, exclusions: ExclusionsCache) -> None:
         self._session = session
         self._edges = RelationshipRepository(session)
         self._counts = CountRepository(session)
         self._outbox = outbox
+        self._exclusions = exclusions
 
     async def follow(self, viewer: uuid.UUID, target: uuid.UUID) -> Relationship:
         refuse_self(viewer, target, "follow")
@@ -74,6 +78,7 @@ class RelationshipService:
 
     async def block(self, viewer: uuid.UUID, target: uuid.UUID) -> Relationship:
         refuse_self(viewer, target, "block")
+        self._refresh_exclusions(viewer, target)
         await self._edges.lock_pair(pair_lock_key(viewer, target))
         created = await self._edges.add_block(viewer, target)
         removed = await self._edges.remove_follows_between(viewer, target)
@@ -98,17 +103,20 @@ class RelationshipService:
 
     async def unblock(self, viewer: uuid.UUID, target: uuid.UUID) -> Relationship:
         refuse_self(viewer, target, "unblock")
+        self._refresh_exclusions(viewer, target)
         # Follows removed by the block stay removed: unblocking restores nothing.
         await self._edges.remove_block(viewer, target)
         return await self.relationship(viewer, target)
 
     async def mute(self, viewer: uuid.UUID, target: uuid.UUID) -> Relationship:
         refuse_self(viewer, target, "mute")
+        self._refresh_exclusions(viewer, target)
         await self._edges.add_mute(viewer, target)
         return await self.relationship(viewer, target)
 
     async def unmute(self, viewer: uuid.UUID, target: uuid.UUID) -> Relationship:
         refuse_self(viewer, target, "unmute")
+        self._refresh_exclusions(viewer, target)
         await self._edges.remove_mute(viewer, target)
         return await self.relationship(viewer, target)
 
@@ -140,6 +148,22 @@ class RelationshipService:
             blocked_by=found[Kind.BLOCKED_BY],
             muted=found[Kind.MUTING],
         )
+
+    def _refresh_exclusions(self, *user_ids: uuid.UUID) -> None:
+        """Once committed, readers' copies of both users' exclusions go, before the caller
+        hears back: the change holds on either user's very next read. Done on a repeat too,
+        so retrying a call whose first try could not reach Redis repairs the copies."""
+
+        async def invalidate() -> None:
+            try:
+                await self._exclusions.invalidate(user_ids)
+            except RedisError as error:
+                raise Unavailable(
+                    "the change is saved but feeds could not be updated; try again",
+                    reason="cache-unavailable",
+                ) from error
+
+        after_commit(self._session, invalidate)
 
     async def _announce(self, payload: Message) -> None:
         """Announce `payload` on the graph topic, written with this transaction (outbox)."""
