@@ -78,10 +78,13 @@ async def posts(
 async def feed_entries(
     auth: AuthClient, media: MediaClient, entries: Sequence[feed_pb2.FeedEntry]
 ) -> list[FeedEntryOut]:
+    """Feed sends each entry with its author's card; GetUsers only for entries without
+    one (a feed that does not send cards yet, during a rolling upgrade)."""
     people, images = await asyncio.gather(
-        authors(auth, (e.post.author_id for e in entries)),
+        authors(auth, (e.post.author_id for e in entries if not e.post.HasField("author"))),
         ready_media(media, (m for e in entries for m in e.post.media_ids)),
     )
+    people.update((e.post.author_id, e.post.author) for e in entries if e.post.HasField("author"))
     return [
         FeedEntryOut.from_proto(e.post, people[e.post.author_id], images, score=e.score)
         for e in entries

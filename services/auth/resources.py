@@ -16,6 +16,7 @@ from zapcore.ratelimit import limiter_storage
 from zapcore.redis import create_redis
 from zapcore.revocation import DenyList
 from zapcore.settings import PlatformSettings
+from zapcore.user_cards import UserCards
 
 
 @dataclass
@@ -28,6 +29,8 @@ class AuthResources:
     keys: KeyRing
     deny_list: DenyList
     throttle: LoginThrottle
+    # Public profiles for readers, kept by auth (GetUsers fills, changes drop).
+    cards: UserCards
 
     @property
     def access_ttl(self) -> timedelta:
@@ -67,6 +70,7 @@ class AuthResources:
                 per_account=settings.login_failures_per_account,
                 window_seconds=settings.login_failure_window_seconds,
             ),
+            cards=UserCards(redis),
         )
 
     async def close(self) -> None:

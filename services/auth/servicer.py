@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -16,13 +18,17 @@ from services.auth.resources import AuthResources
 from services.auth.tokens.converters import tokens_to_proto
 from services.auth.tokens.service import TokenService
 from zap.auth.v1 import auth_pb2, auth_pb2_grpc
-from zapcore.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from zapcore.errors import InvalidArgument, PermissionDenied, Unauthenticated, Unavailable
 from zapcore.identity import current_identity, require_user, require_user_id
 from zapcore.ids import parse_id, parse_ids
 from zapcore.logging import get_logger
 from zapcore.timestamps import to_timestamp
+from zapcore.user_cards import Cards
 
 log = get_logger(__name__)
+
+# GetUsers answers at most this many ids a call.
+MAX_USERS = 100
 
 Context = Any  # grpc.aio.ServicerContext; the interceptor has already bound identity and trace
 
@@ -111,9 +117,37 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.GetUsersRequest, context: Context
     ) -> auth_pb2.GetUsersResponse:
         user_ids = parse_ids(list(request.user_ids), "user_ids")
+        if len(user_ids) > MAX_USERS:
+            raise InvalidArgument(
+                f"at most {MAX_USERS} ids per call", fields={"user_ids": f"at most {MAX_USERS}"}
+            )
+        wanted = [str(u) for u in dict.fromkeys(user_ids)]
+        cards = await self._cards(wanted)
+        if cards.missing:
+            cards.found.update(await self._fill_cards(cards.missing))
+        return auth_pb2.GetUsersResponse(users=[cards.found[u] for u in wanted if u in cards.found])
+
+    async def _cards(self, user_ids: list[str]) -> Cards:
+        try:
+            return await self._r.cards.get(user_ids)
+        except RedisError:
+            return Cards(missing=user_ids)
+
+    async def _fill_cards(self, user_ids: list[str]) -> dict[str, auth_pb2.User]:
+        """From the database; remembered unless a change raced the read."""
+        try:
+            generations: list[bytes] | None = await self._r.cards.generations(user_ids)
+        except RedisError:
+            generations = None
         async with self._r.db.read_only() as session:
-            users = await AccountService(session, self._r.hasher).get_many(user_ids)
-        return auth_pb2.GetUsersResponse(users=[user_to_proto(user) for user in users])
+            users = await AccountService(session, self._r.hasher).get_many(
+                [uuid.UUID(u) for u in user_ids]
+            )
+        found = {str(user.id): user_to_proto(user) for user in users}
+        if generations is not None:
+            with contextlib.suppress(RedisError):
+                await self._r.cards.fill(user_ids, generations, found)
+        return found
 
     async def GetUserByUsername(
         self, request: auth_pb2.GetUserByUsernameRequest, context: Context
@@ -151,6 +185,14 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         )
         async with self._r.db.unit_of_work() as session:
             user = await AccountService(session, self._r.hasher).update_profile(user_id, changes)
+        try:
+            # Before answering: every reader shows the new profile on its next read.
+            await self._r.cards.invalidate([str(user_id)])
+        except RedisError as error:
+            raise Unavailable(
+                "the profile is saved but not yet shown everywhere; try again",
+                reason="cache-unavailable",
+            ) from error
         return auth_pb2.UpdateProfileResponse(account=account_to_proto(user))
 
     async def RequestDeletion(

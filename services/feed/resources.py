@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from services.feed.models import EVENT_OUTBOX
 from services.feed.posts.audience import Audience
+from services.feed.posts.authors import Authors
 from services.feed.settings import FeedSettings
 from services.feed.timeline.cache import FeedCache
 from services.feed.timeline.degraded import PostViews
@@ -28,6 +29,7 @@ from zapcore.pagination import CursorCodec
 from zapcore.peers import Peers
 from zapcore.redis import create_redis
 from zapcore.settings import PlatformSettings
+from zapcore.user_cards import UserCards
 
 if TYPE_CHECKING:
     from zap.auth.v1.auth_pb2_grpc import AuthServiceAsyncStub as AuthClient
@@ -63,6 +65,7 @@ class FeedResources:
     media: MediaClient
     auth: AuthClient
     audience: Audience
+    authors: Authors
     _background: set[asyncio.Task[object]] = field(default_factory=set)
 
     @classmethod
@@ -73,6 +76,7 @@ class FeedResources:
         db = Database(settings.database_url, pool_size=settings.db_pool_size)
         events = EventPublisher(redis, producer="feed")
         graph = GraphClient(peers.channel(platform.graph_target, graph_pb2.DESCRIPTOR))
+        auth = AuthClient(peers.channel(platform.auth_target, auth_pb2.DESCRIPTOR))
         return cls(
             platform=platform,
             settings=settings,
@@ -102,8 +106,9 @@ class FeedResources:
                 peers.channel(platform.moderation_target, moderation_pb2.DESCRIPTOR)
             ),
             media=MediaClient(peers.channel(platform.media_target, media_pb2.DESCRIPTOR)),
-            auth=AuthClient(peers.channel(platform.auth_target, auth_pb2.DESCRIPTOR)),
+            auth=auth,
             audience=Audience(ExclusionsCache(redis), graph),
+            authors=Authors(UserCards(redis), auth),
         )
 
     def in_background(self, work: Coroutine[Any, Any, object]) -> None:

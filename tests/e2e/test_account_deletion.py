@@ -188,10 +188,14 @@ async def test_deletion_is_immediate_for_readers_and_complete_after_the_cascade(
     assert await rows_mentioning(stack, [victim.id, victim.email, victim.username]) == []
 
     # Redis: only what expires by itself within minutes: the deny-list entry that keeps the
-    # last access token out until it expires, and the user's rate-limit window.
+    # last access token out until it expires, the user's rate-limit window, and auth's
+    # short-lived mark that the account is gone (no profile data in it).
     _, redis = redis_db
     keys = [k.decode() async for k in redis.scan_iter(match=f"*{victim.id}*")]
-    transient = ("zap:denied-user:", "zap:rl:{LIMITER/user/")
+    transient = ("zap:denied-user:", "zap:rl:{LIMITER/user/", "zap:users:{")
+    for key in keys:
+        if key.startswith("zap:users:{") and not key.endswith(":generation"):
+            assert await redis.get(key) == b"", key
     assert [k for k in keys if not k.startswith(transient)] == []
     for key in keys:
         assert 0 < await redis.ttl(key) <= 3600, key

@@ -26,6 +26,7 @@ from zapcore.events import (
 )
 from zapcore.logging import get_logger
 from zapcore.timestamps import to_timestamp
+from zapcore.user_cards import UserCards
 
 log = get_logger(__name__)
 
@@ -34,7 +35,10 @@ async def announce(db: Database, redis: Redis, limit: int = 500) -> int:
     publisher = EventPublisher(redis, producer="auth")
     async with db.read_only() as session:
         pending = await DeletionRepository(session).unannounced(limit)
+    cards = UserCards(redis)
     for user_id, deleted_at in pending:
+        # Readers stop showing the account's content before anyone hears of the deletion.
+        await cards.invalidate([str(user_id)])
         await publisher.publish(
             ACCOUNT_DELETIONS,
             events_pb2.AccountDeleted(user_id=str(user_id), deleted_at=to_timestamp(deleted_at)),

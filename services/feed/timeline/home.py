@@ -105,7 +105,7 @@ class HomeFeed:
                 DEGRADED_READS.labels("unavailable").inc()
                 raise feed_unavailable(self._r.settings.home_db_retry_seconds)
             DEGRADED_READS.labels("served").inc()
-        shown, after = collected.shown, collected.after
+        shown, after = await self._with_authors(collected.shown), collected.after
         if collected.exhausted or after is None:
             return Page(shown, "", degraded=degraded)
         await self._r.cache.mark_paging(viewer_id)
@@ -114,6 +114,18 @@ class HomeFeed:
             {"k": "home", "t": started, "e": epoch, "s": score, "i": str(post_id)}
         )
         return Page(shown, next_cursor, degraded=degraded)
+
+    async def _with_authors(self, entries: list[feed_pb2.FeedEntry]) -> list[feed_pb2.FeedEntry]:
+        """Each entry with its author's card; one whose author's account is gone is left out,
+        so it vanishes from every read at once."""
+        cards = await self._r.authors.cards(entry.post.author_id for entry in entries)
+        shown = []
+        for entry in entries:
+            card = cards.get(entry.post.author_id)
+            if card is not None:
+                entry.post.author.CopyFrom(card)
+                shown.append(entry)
+        return shown
 
     async def _collect(
         self, key: str, after: Entry | None, size: int, hydrate: Hydrate

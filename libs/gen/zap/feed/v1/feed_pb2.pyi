@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from zap.auth.v1 import auth_pb2 as _auth_pb2
 from zap.common.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -56,6 +57,7 @@ class Post(_message.Message):
     VISIBILITY_FIELD_NUMBER: _builtins.int
     LIKED_BY_VIEWER_FIELD_NUMBER: _builtins.int
     SHARED_BY_VIEWER_FIELD_NUMBER: _builtins.int
+    AUTHOR_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     author_id: _builtins.str
     content: _builtins.str
@@ -81,6 +83,12 @@ class Post(_message.Message):
     def media_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def author(self) -> _auth_pb2.User:
+        """The author's public card, where the read hydrates it (home feed pages): callers then
+        need no GetUsers of their own. A post whose author's account is gone is not returned.
+        """
+
     def __init__(
         self,
         *,
@@ -98,10 +106,11 @@ class Post(_message.Message):
         visibility: _common_pb2.Visibility.ValueType = ...,
         liked_by_viewer: _builtins.bool = ...,
         shared_by_viewer: _builtins.bool = ...,
+        author: _auth_pb2.User | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_id", b"author_id", "comment_count", b"comment_count", "content", b"content", "created_at", b"created_at", "hashtags", b"hashtags", "id", b"id", "like_count", b"like_count", "liked_by_viewer", b"liked_by_viewer", "media_ids", b"media_ids", "mention_ids", b"mention_ids", "parent_post_id", b"parent_post_id", "share_count", b"share_count", "shared_by_viewer", b"shared_by_viewer", "visibility", b"visibility"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "author_id", b"author_id", "comment_count", b"comment_count", "content", b"content", "created_at", b"created_at", "hashtags", b"hashtags", "id", b"id", "like_count", b"like_count", "liked_by_viewer", b"liked_by_viewer", "media_ids", b"media_ids", "mention_ids", b"mention_ids", "parent_post_id", b"parent_post_id", "share_count", b"share_count", "shared_by_viewer", b"shared_by_viewer", "visibility", b"visibility"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
