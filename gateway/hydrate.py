@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import grpc
 
+from gateway import render
 from gateway.schemas.notifications import NotificationOut
-from gateway.schemas.posts import CommentOut, FeedEntryOut, PostOut
+from gateway.schemas.posts import CommentOut, PostOut
 from gateway.upstreams import AuthClient, MediaClient
 from zap.auth.v1 import auth_pb2
 from zap.feed.v1 import feed_pb2
@@ -77,16 +79,17 @@ async def posts(
 
 async def feed_entries(
     auth: AuthClient, media: MediaClient, entries: Sequence[feed_pb2.FeedEntry]
-) -> list[FeedEntryOut]:
-    """Feed sends each entry with its author's card; GetUsers only for entries without
-    one (a feed that does not send cards yet, during a rolling upgrade)."""
+) -> list[dict[str, Any]]:
+    """Rendered entries (gateway.render). Feed sends each entry with its author's card;
+    GetUsers only for entries without one (a feed that does not send cards yet, during a
+    rolling upgrade)."""
     people, images = await asyncio.gather(
         authors(auth, (e.post.author_id for e in entries if not e.post.HasField("author"))),
         ready_media(media, (m for e in entries for m in e.post.media_ids)),
     )
     people.update((e.post.author_id, e.post.author) for e in entries if e.post.HasField("author"))
     return [
-        FeedEntryOut.from_proto(e.post, people[e.post.author_id], images, score=e.score)
+        render.feed_entry(e, people[e.post.author_id], images)
         for e in entries
         if e.post.author_id in people
     ]
