@@ -152,8 +152,9 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
                 "only the moderation service may change moderation state",
                 reason="moderation-service-only",
             )
-        await apply_moderation(self._r, request)
-        await self._home.moderated(request.content_kind, request.content_id, request.visibility)
+        # What readers now see, which is not what a score asked for when a human decided.
+        visibility = await apply_moderation(self._r, request)
+        await self._home.moderated(request.content_kind, request.content_id, visibility)
         return feed_pb2.SetModerationStateResponse()
 
     async def ExportUserData(

@@ -65,15 +65,25 @@ class ModerationRepository:
         assert found is not None
         return found
 
-    async def add_report(self, report: Report) -> bool:
-        """False when this user already reported this content."""
+    async def add_report(self, report: Report) -> uuid.UUID:
+        """The id of this user's report of this content: `report`'s when it is new (and
+        added), the earlier report's when there is one (and nothing changes)."""
         values = {
             c.key: getattr(report, c.key) for c in Report.__table__.columns if c.key != "created_at"
         }
         inserted = await self._s.execute(
             insert(Report).values(values).on_conflict_do_nothing().returning(Report.id)
         )
-        return inserted.first() is not None
+        if inserted.first() is not None:
+            return report.id
+        earlier = await self._s.execute(
+            select(Report.id).where(
+                Report.reporter_id == report.reporter_id,
+                Report.content_kind == report.content_kind,
+                Report.content_id == report.content_id,
+            )
+        )
+        return earlier.scalar_one()
 
     async def reporters(self, kind: str, content_id: uuid.UUID) -> list[uuid.UUID]:
         rows = await self._s.execute(
@@ -130,6 +140,19 @@ class ModerationRepository:
 
     async def decision(self, decision_id: uuid.UUID) -> Decision | None:
         return await self._s.get(Decision, decision_id)
+
+    async def decided_by_a_human(self, kind: str, content_id: uuid.UUID) -> bool:
+        """Whether a moderator has decided this content (on any item, an appeal's included)."""
+        found = await self._s.execute(
+            select(Decision.id)
+            .where(
+                Decision.content_kind == kind,
+                Decision.content_id == content_id,
+                Decision.automatic.is_(False),
+            )
+            .limit(1)
+        )
+        return found.first() is not None
 
     async def decisions(self, kind: str, content_id: uuid.UUID, limit: int) -> Sequence[Decision]:
         rows = await self._s.execute(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import grpc
@@ -13,6 +16,7 @@ from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from arq.jobs import JobStatus
 
+from services.moderation.repository import ModerationRepository
 from services.moderation.resources import JOB_QUEUE
 from tests import factories
 from tests.e2e.feed_helpers import feed_sql, post
@@ -47,6 +51,15 @@ async def scored(stack: Stack, post_id: str) -> float:
 
 async def make_moderator(client: httpx.AsyncClient, stack: Stack) -> User:
     return await factories.make_moderator(client, stack.settings["auth"].database_url)
+
+
+async def moderation_sql(stack: Stack, query: str, *args: object) -> Any:
+    """One value from the moderation service's own database."""
+    connection = await asyncpg.connect(stack.dsn("moderation"))
+    try:
+        return await connection.fetchval(query, *args)
+    finally:
+        await connection.close()
 
 
 async def test_each_tier2_band_applies_its_outcome(client: httpx.AsyncClient, stack: Stack) -> None:
@@ -124,6 +137,7 @@ async def test_reports_queue_content_and_a_moderator_decides(
     author = await make_user(client)
     created = await post(client, author, "perfectly polite, yet reported")
     reporters = [await make_user(client) for _ in range(5)]
+    report_ids = []
     for reporter in reporters:
         answer = await client.post(
             f"/api/v1/posts/{created['id']}/report/",
@@ -131,12 +145,20 @@ async def test_reports_queue_content_and_a_moderator_decides(
             headers=reporter.headers,
         )
         assert answer.status_code == 201, answer.text
+        report_ids.append(answer.json()["report_id"])
     again = await client.post(
         f"/api/v1/posts/{created['id']}/report/",
         json={"reason": "spam"},
         headers=reporters[0].headers,
     )
-    assert again.status_code == 201  # a repeat report is accepted and changes nothing
+    # A repeat report is accepted, changes nothing, and answers with the report it repeats.
+    assert again.status_code == 201, again.text
+    assert again.json()["report_id"] == report_ids[0]
+    stored = "SELECT reason FROM reports WHERE id = $1::uuid"
+    assert (
+        await moderation_sql(stack, stored, report_ids[0])
+        == moderation_pb2.REPORT_REASON_HARASSMENT
+    )
     assert_problem(
         await client.post(
             f"/api/v1/posts/{created['id']}/report/",
@@ -195,6 +217,77 @@ async def test_reports_queue_content_and_a_moderator_decides(
     assert appealed.status_code == 201, appealed.text
     assert appealed.json()["source"] == "appeal"
     assert_problem(await client.post(path, json={"text": "again"}, headers=author.headers), 409)
+
+
+async def test_two_moderators_deciding_one_unclaimed_item_at_once(
+    client: httpx.AsyncClient, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    author, reporter, reader = [await make_user(client) for _ in range(3)]
+    created = await post(client, author, "polite, reported, and decided twice at once")
+    reported = await client.post(
+        f"/api/v1/posts/{created['id']}/report/", json={"reason": "spam"}, headers=reporter.headers
+    )
+    assert reported.status_code == 201, reported.text
+    slow, fast = await make_moderator(client, stack), await make_moderator(client, stack)
+    item_id = await moderation_sql(
+        stack, "SELECT id::text FROM queue_items WHERE content_id = $1::uuid", created["id"]
+    )
+
+    # The first decision to read the item pauses there until the second has its answer, or
+    # is seen waiting for the first (on the item's lock): both have tried to decide it at once.
+    read = ModerationRepository.item
+    first_read, second_answered = asyncio.Event(), asyncio.Event()
+    watcher = await asyncpg.connect(stack.dsn("moderation"))
+    blocked = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock' AND query LIKE '%FROM queue_items%'"
+    )
+
+    async def second_done_or_waiting() -> None:
+        while not second_answered.is_set() and not await watcher.fetchval(blocked):
+            await asyncio.sleep(0.02)
+
+    async def read_then_pause(
+        self: ModerationRepository, item: uuid.UUID, *, lock: bool = False
+    ) -> Any:
+        found = await read(self, item, lock=lock)
+        if not first_read.is_set():
+            first_read.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(second_done_or_waiting(), 2)
+        return found
+
+    monkeypatch.setattr(ModerationRepository, "item", read_then_pause)
+
+    def decide(moderator: User, action: str) -> Any:
+        return client.post(
+            f"/api/v1/moderation/queue/{item_id}/decision/",
+            json={"action": action},
+            headers=moderator.headers,
+        )
+
+    try:
+        approving = asyncio.create_task(decide(slow, "approve"))
+        await first_read.wait()
+        removing = await decide(fast, "remove")
+        second_answered.set()
+        answers = {"approve": await approving, "remove": removing}
+    finally:
+        await watcher.close()
+
+    won = [action for action, answer in answers.items() if answer.status_code == 201]
+    assert len(won) == 1, {action: answer.text for action, answer in answers.items()}
+    [winner] = won
+    [loser] = set(answers) - {winner}
+    assert_problem(answers[loser], 409, reason="already-decided")
+    # The post is as the winner left it: the loser changed nothing.
+    decision_id = answers[winner].json()["id"]
+    source = "SELECT moderation_source_id FROM posts WHERE id = $1::uuid"
+    assert await feed_sql(stack, source, created["id"]) == f"decision:{decision_id}"
+    shown = await client.get(f"/api/v1/posts/{created['id']}/", headers=reader.headers)
+    assert shown.status_code == (200 if winner == "approve" else 404), shown.text
+    decisions = "SELECT count(*) FROM decisions WHERE content_id = $1::uuid AND NOT automatic"
+    assert await moderation_sql(stack, decisions, created["id"]) == 1
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,10 @@ _VISIBILITIES = {
 
 async def apply_moderation(
     resources: FeedResources, request: feed_pb2.SetModerationStateRequest
-) -> None:
-    """Idempotent: an outcome whose source id was already applied changes nothing."""
+) -> int:
+    """The content's visibility once the outcome is applied. Idempotent: the same outcome
+    applied again changes nothing; a score never overrides a human's decision
+    (`PostRepository.set_moderation`)."""
     content_id = parse_id(request.content_id, "content_id")
     if request.visibility not in _VISIBILITIES:
         raise InvalidArgument("visibility is required", fields={"visibility": "required"})
@@ -41,8 +43,9 @@ async def apply_moderation(
     if request.HasField("moderation_score"):
         values["moderation_score"] = request.moderation_score
     async with resources.db.unit_of_work() as session:
-        found = await PostRepository(session).set_moderation(
+        visibility = await PostRepository(session).set_moderation(
             table, content_id, values, request.source_id
         )
-    if not found:
+    if visibility is None:
         raise NotFound("content not found", reason="content-not-found")
+    return visibility

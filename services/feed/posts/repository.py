@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ARRAY, Uuid, delete, func, insert, literal, select, text, update
+from sqlalchemy import ARRAY, Uuid, case, delete, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +19,13 @@ from zap.common.v1 import common_pb2
 VISIBLE = common_pb2.VISIBILITY_VISIBLE
 SHADOW_BANNED = common_pb2.VISIBILITY_SHADOW_BANNED
 REMOVED = common_pb2.VISIBILITY_REMOVED
+# Moderation's source ids: "decision:<id>" for a human's decision (a moderator's, on a report,
+# a borderline score or an appeal), "score:<kind>:<id>:<version>" for the ML tier's score.
+HUMAN_DECISION_PREFIX = "decision:"
+
+
+def is_human_decision(source_id: str | None) -> bool:
+    return source_id is not None and source_id.startswith(HUMAN_DECISION_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -249,7 +256,9 @@ class PostRepository:
     async def get_comment(self, comment_id: uuid.UUID) -> Comment | None:
         return await self._s.get(Comment, comment_id)
 
-    # Moderation outcomes: applied once per source id (a re-delivered outcome changes nothing).
+    # Moderation outcomes. A human's decision (an appeal's outcome is one too) outranks every
+    # automatic score, whatever order they arrive in: a score still records its trust penalty
+    # but leaves the visibility a human decided, and later decisions replace earlier ones.
 
     async def set_moderation(
         self,
@@ -257,15 +266,31 @@ class PostRepository:
         content_id: uuid.UUID,
         values: dict[str, object],
         source_id: str,
-    ) -> bool:
-        """False when the content does not exist."""
-        if await self._s.get(table, content_id) is None:
-            return False
-        statement = update(table).where(table.id == content_id).values(values)
-        if source_id:
-            statement = statement.where(table.moderation_source_id.is_distinct_from(source_id))
-        await self._s.execute(statement)
-        return True
+    ) -> int | None:
+        """The content's visibility once the outcome is applied; None when it does not exist.
+
+        `values` holds `visibility` and `moderation_source_id`, and `moderation_score` when
+        the outcome carries one."""
+        if not is_human_decision(source_id):
+            decided = table.moderation_source_id.like(f"{HUMAN_DECISION_PREFIX}%")
+            values = {
+                **values,
+                "visibility": case((decided, table.visibility), else_=values["visibility"]),
+                "moderation_source_id": case(
+                    (decided, table.moderation_source_id), else_=values["moderation_source_id"]
+                ),
+            }
+        # One statement: a decision and a score landing at once are applied one after the
+        # other on the row's lock, each judged against what the other left.
+        applied = await self._s.execute(
+            update(table)
+            .where(table.id == content_id)
+            .values(values)
+            .returning(table.visibility)
+            .execution_options(synchronize_session=False)
+        )
+        visibility = applied.scalar_one_or_none()
+        return None if visibility is None else int(visibility)
 
     # Everything about one user, for the GDPR export.
 
@@ -288,7 +313,8 @@ class PostRepository:
     async def unscored(
         self, since: datetime, until: datetime, limit: int
     ) -> list[tuple[str, uuid.UUID, uuid.UUID, str]]:
-        """(kind, id, author, text) of live posts and comments the ML tier has not scored."""
+        """(kind, id, author, text) of live posts and comments the ML tier has not scored and
+        no human has decided."""
         found: list[tuple[str, uuid.UUID, uuid.UUID, str]] = []
         for kind, table in (("post", Post), ("comment", Comment)):
             rows = await self._s.execute(
@@ -296,6 +322,9 @@ class PostRepository:
                 .where(
                     table.moderation_score.is_(None),
                     table.deleted_at.is_(None),
+                    # Decided by a human: a score could not change what readers see.
+                    table.moderation_source_id.is_(None)
+                    | table.moderation_source_id.not_like(f"{HUMAN_DECISION_PREFIX}%"),
                     table.created_at > since,
                     table.created_at < until,
                 )

@@ -1,8 +1,10 @@
 """Asking moderation's ML tier to score new posts and comments, and asking again.
 
-Content is "unscored" (moderation_score NULL) until moderation has applied a score. The
-request after each write is best effort; the sweeper asks again for anything still
-unscored a minute later, so an outage of moderation or of its model only delays scoring.
+Content is "unscored" (moderation_score NULL) until moderation has applied a score, unless a
+human has decided it meanwhile: a score would not change what readers see of it, so it is not
+asked for again. The request after each write is best effort; the sweeper asks again for
+anything still unscored a minute later, so an outage of moderation or of its model only
+delays scoring.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ async def request_score(
 
 
 async def request_missing_scores(resources: FeedResources) -> int:
-    """Ask again for content written one minute to seven days ago and still unscored."""
+    """Ask again for content written one minute to seven days ago, still unscored and not
+    decided by a human."""
     now = datetime.now(UTC)
     async with resources.db.read_only() as session:
         missing = await PostRepository(session).unscored(

@@ -36,6 +36,9 @@ log = get_logger(__name__)
 _FEED_KIND = {"post": feed_pb2.CONTENT_KIND_POST, "comment": feed_pb2.CONTENT_KIND_COMMENT}
 _EVENT_KIND = {"post": events_pb2.CONTENT_KIND_POST, "comment": events_pb2.CONTENT_KIND_COMMENT}
 MAX_NOTE = 2000
+# The source id of a human's decision in feed is this prefix and the decision's id; feed lets
+# no automatic score (source "score:...") override it.
+HUMAN_DECISION_SOURCE = "decision:"
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,8 @@ class Review:
         self._r = resources
 
     async def report(self, form: ReportForm) -> uuid.UUID:
-        """Record a report (once per user and content) and queue the content for humans."""
+        """Record a report (once per user and content) and queue the content for humans.
+        The report's id; a repeat answers with the first report's and changes nothing."""
         if form.author_id == form.reporter_id:
             raise InvalidArgument("you cannot report your own content", reason="cannot-report-self")
         if len(form.note) > MAX_NOTE:
@@ -70,7 +74,8 @@ class Review:
         )
         async with self._r.db.unit_of_work() as session:
             repository = ModerationRepository(session)
-            if await repository.add_report(report):
+            stored = await repository.add_report(report)
+            if stored == report.id:
                 item = await repository.enqueue(
                     QueueItem(
                         content_kind=form.kind,
@@ -82,7 +87,7 @@ class Review:
                 )
                 count = await repository.count_reports(form.kind, form.content_id)
                 await repository.set_reports(item.id, count, count >= self._r.settings.escalate_at)
-        return report.id
+        return stored
 
     async def queue(
         self, statuses: list[str], source: str | None, kind: str | None, cursor: str, limit: int
@@ -110,9 +115,10 @@ class Review:
         return items[:limit], next_cursor
 
     async def claim(self, moderator_id: uuid.UUID, item_id: uuid.UUID) -> QueueItem:
-        now = datetime.now(UTC)
         async with self._r.db.unit_of_work() as session:
-            item = await self._undecided(ModerationRepository(session), item_id)
+            # Locked: of two moderators claiming at once, the second sees the first's claim.
+            item = await self._undecided(ModerationRepository(session), item_id, lock=True)
+            now = datetime.now(UTC)
             self._check_claim(item, moderator_id, now)
             item.status, item.claimed_by, item.claimed_at = ItemStatus.CLAIMED, moderator_id, now
             await session.flush()
@@ -121,26 +127,27 @@ class Review:
     async def decide(
         self, moderator_id: uuid.UUID, item_id: uuid.UUID, action: str, note: str
     ) -> Decision:
+        """Apply the decision in feed, then log it, with the item locked throughout: of two
+        moderators deciding at once, the second waits for the first, then finds the item
+        decided (already-decided) and has changed nothing. A failure in feed leaves the item
+        open; feed lets no later automatic score override the decision."""
         if len(note) > MAX_NOTE:
             raise InvalidArgument(f"note is longer than {MAX_NOTE}", fields={"note": "too long"})
-        now = datetime.now(UTC)
         decision_id = uuid.uuid4()
-        async with self._r.db.read_only() as session:
-            item = await self._undecided(ModerationRepository(session), item_id)
-        self._check_claim(item, moderator_id, now)
-        # Feed first (idempotent by the decision's id): a failure here leaves the item open.
-        with acting_as_service():
-            await self._r.feed.SetModerationState(
-                feed_pb2.SetModerationStateRequest(
-                    content_kind=_FEED_KIND[item.content_kind],
-                    content_id=str(item.content_id),
-                    visibility=VISIBILITY_OF_ACTION[action],
-                    source_id=f"decision:{decision_id}",
-                )
-            )
         async with self._r.db.unit_of_work() as session:
             repository = ModerationRepository(session)
             item = await self._undecided(repository, item_id, lock=True)
+            self._check_claim(item, moderator_id, datetime.now(UTC))
+            with acting_as_service():
+                await self._r.feed.SetModerationState(
+                    feed_pb2.SetModerationStateRequest(
+                        content_kind=_FEED_KIND[item.content_kind],
+                        content_id=str(item.content_id),
+                        visibility=VISIBILITY_OF_ACTION[action],
+                        # Feed knows a human's decision by this prefix (and lets it stand).
+                        source_id=f"{HUMAN_DECISION_SOURCE}{decision_id}",
+                    )
+                )
             decision = await repository.add_decision(
                 Decision(
                     id=decision_id,

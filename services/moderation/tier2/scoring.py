@@ -1,9 +1,13 @@
 """Tier 2: score one version of a post or comment and apply what the score means.
 
-Runs in the moderation worker, at least once per request. Feed is told first (idempotent by
-source id), then the score is recorded; a re-run finds the score recorded and stops, so an
-outcome is applied once. If the model cannot score, the job fails and the content stays
-unscored in feed, whose sweeper asks again later.
+Runs in the moderation worker, at least once per request. Feed is told first (idempotent),
+then the score is recorded; a re-run finds the score recorded and stops, so an outcome is
+applied once. If the model cannot score, the job fails and the content stays unscored in
+feed, whose sweeper asks again later.
+
+A human's decision outranks a score whenever either comes: feed keeps the visibility a
+moderator decided (and records only the score's trust penalty), and a score recorded after a
+decision decides, announces and queues nothing.
 """
 
 from __future__ import annotations
@@ -88,6 +92,11 @@ async def score_content(
         )
         if not recorded:
             return outcome  # a re-run: everything below happened the first time
+        if await repository.decided_by_a_human(kind, content_id):
+            # Late (the model was down or behind): a moderator's decision stands, in feed
+            # too, so nothing is decided, announced or queued over it.
+            log.info("moderation.scored_after_decision", content_id=str(content_id))
+            return outcome
         if outcome in (Outcome.REMOVE, Outcome.SHADOW_BAN):
             decision = await repository.add_decision(
                 Decision(
