@@ -53,7 +53,9 @@ async def verified_claims(token: str, edge: EdgeState) -> AccessClaims:
     if not edge.keys.verifier.knows(token):
         await edge.keys.refresh()
     claims = edge.keys.verifier.verify(token)
-    if await edge.deny_list.is_denied(claims.token_id, claims.user_id, claims.issued_at):
+    if await edge.deny_list.is_denied(
+        claims.token_id, claims.user_id, claims.issued_at, claims.family_id
+    ):
         raise Unauthenticated("this token has been revoked", reason="token-revoked")
     return claims
 

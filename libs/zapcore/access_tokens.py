@@ -42,6 +42,8 @@ class AccessClaims:
     token_id: str
     issued_at: int
     expires_at: int
+    # The refresh-token family (login) that issued it; "" for a token without one.
+    family_id: str = ""
 
 
 def _b64url_int(value: str) -> int:
@@ -134,6 +136,7 @@ class AccessTokenVerifier:
                 token_id=str(claims["jti"]),
                 issued_at=int(claims["iat"]),
                 expires_at=int(claims["exp"]),
+                family_id=str(claims.get("fam", "")),
             )
         except (ValueError, TypeError):
             raise Unauthenticated("token is invalid", reason="invalid-token") from None

@@ -1,8 +1,10 @@
 """Access-token deny-list in Redis, shared by auth (writes) and the gateway (reads).
 
 Access tokens are verified without calling auth, so revocation before expiry needs a
-shared list: one token (logout) or every token of a user issued before a moment
-(account deletion, password change). Entries expire with the tokens they cover.
+shared list: one token (logout), every token of a login's refresh family (a reused
+refresh token: stolen, so every access token it led to is too), or every token of a user
+issued before a moment (account deletion, password change). Entries expire with the tokens
+they cover.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from redis.asyncio import Redis
 # One hash tag for the whole list would pin it to one cluster slot; tag per entry instead.
 _TOKEN_KEY = "zap:denied-token:{{{}}}"
 _USER_KEY = "zap:denied-user:{{{}}}"
+_FAMILY_KEY = "zap:denied-family:{{{}}}"
 
 
 class DenyList:
@@ -27,15 +30,27 @@ class DenyList:
         ttl = max(1, expires_at - int(time.time()) + 1)
         await self._redis.set(_TOKEN_KEY.format(token_id), b"1", ex=min(ttl, self._max_ttl + 1))
 
+    async def deny_family(self, family_id: str) -> None:
+        """Refuse every access token issued in this refresh family (at login or rotations);
+        none lives longer than the longest access token."""
+        await self._redis.set(_FAMILY_KEY.format(family_id), b"1", ex=self._max_ttl + 1)
+
     async def deny_user_before(self, user_id: uuid.UUID, moment: int | None = None) -> None:
         """Refuse every access token of this user issued at or before `moment`."""
         stamp = int(time.time()) if moment is None else moment
         await self._redis.set(_USER_KEY.format(user_id), str(stamp).encode(), ex=self._max_ttl + 1)
 
-    async def is_denied(self, token_id: str, user_id: uuid.UUID, issued_at: int) -> bool:
-        """True when the token itself or its user's earlier tokens were revoked (one round trip)."""
+    async def is_denied(
+        self, token_id: str, user_id: uuid.UUID, issued_at: int, family_id: str = ""
+    ) -> bool:
+        """True when the token itself, its refresh family or its user's earlier tokens were
+        revoked (one round trip)."""
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.exists(_TOKEN_KEY.format(token_id))
             pipe.get(_USER_KEY.format(user_id))
-            token_hit, stamp = await pipe.execute()
-        return bool(token_hit) or (stamp is not None and issued_at <= int(stamp))
+            if family_id:
+                pipe.exists(_FAMILY_KEY.format(family_id))
+            token_hit, stamp, *family_hit = await pipe.execute()
+        if bool(token_hit) or any(family_hit):
+            return True
+        return stamp is not None and issued_at <= int(stamp)

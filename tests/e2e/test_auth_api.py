@@ -185,6 +185,23 @@ async def test_reusing_a_refresh_token_revokes_the_whole_family(client) -> None:
     assert_refused(await refresh(client, rotated["refresh"]))
 
 
+async def test_reusing_a_refresh_token_refuses_the_familys_access_tokens_at_once(client) -> None:
+    user = await make_user(client)
+    other_session = (await login(client, user.email)).json()
+    rotated = (await refresh(client, user.refresh)).json()
+    assert (await me(client, user.access)).status_code == 200
+    assert (await me(client, rotated["access"])).status_code == 200
+
+    assert_refused(await refresh(client, user.refresh))  # reuse: the family is stolen
+    # Neither the access token issued at login nor the one from the rotation works any
+    # more, although both are minutes from their expiry; another login is untouched.
+    for access in (user.access, rotated["access"]):
+        answer = await me(client, access)
+        assert_refused(answer)
+        assert_problem(answer, 401, reason="token-revoked")
+    assert (await me(client, other_session["access"])).status_code == 200
+
+
 async def test_reuse_revokes_only_that_login(client) -> None:
     user = await make_user(client)
     other_session = (await login(client, user.email)).json()

@@ -84,6 +84,8 @@ class TokenService:
                 "typ": ACCESS_TYPE,
                 "jti": str(new_id()),
                 "role": user.role,
+                # Its login: a reused refresh token denies every access token of the family.
+                "fam": str(family),
                 "exp": int(access_expires.timestamp()),
             }
         )
@@ -114,6 +116,9 @@ class TokenService:
             known = await self._tokens.find(token_id)
             if known is not None:
                 await self._tokens.revoke_family(known.family_id, now)
+                # Whoever holds the family's access tokens (the thief, or the owner) is cut
+                # off now, not when they expire.
+                await self._deny_list.deny_family(str(known.family_id))
             return Rotation(tokens=None, reused=known is not None)
         user = await self._users.get_active(spent.user_id)
         if user is None:
@@ -137,6 +142,7 @@ class TokenService:
         known = await self._tokens.find(token_id)
         if known is not None and known.user_id == user_id:
             await self._tokens.revoke_family(known.family_id, datetime.now(UTC))
+            await self._deny_list.deny_family(str(known.family_id))
 
     async def revoke_everything(self, user_id: uuid.UUID) -> None:
         """Revoke every refresh token and every access token issued so far."""
