@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -29,7 +30,8 @@ log = get_logger(__name__)
 Forget = Callable[[uuid.UUID], Awaitable[None]]
 
 
-def deletion_consumer(redis: Redis, service: str, forget: Forget) -> EventConsumer:
+def deletion_consumer(redis: Redis, service: str, forget: Forget, **config: Any) -> EventConsumer:
+    """`config`: ConsumerConfig fields other than the defaults below (tests' timings)."""
     publisher = EventPublisher(redis, producer=service)
 
     async def handle(env: events_pb2.Envelope) -> None:
@@ -45,6 +47,16 @@ def deletion_consumer(redis: Redis, service: str, forget: Forget) -> EventConsum
 
     return EventConsumer(
         redis,
-        ConsumerConfig(group=service, topics=[ACCOUNT_DELETIONS], batch_size=20),
+        ConsumerConfig(
+            **{
+                "group": service,
+                "topics": [ACCOUNT_DELETIONS],
+                "batch_size": 20,
+                # A failure (a database, the object store down) is retried after 1 s, 2 s,
+                # 4 s ... then every minute until it succeeds: deletions are never dropped.
+                "retry_after_ms": 1000,
+                **config,
+            }
+        ),
         handle,
     )

@@ -4,8 +4,9 @@ Pub/sub loses every message published while a consumer is down; a stream keeps t
 consuming service reads a topic through its own consumer group, acknowledges an entry only
 after its work is done, takes over entries whose consumer died (XAUTOCLAIM, at start and
 then periodically), and moves an entry that keeps failing to a dead-letter stream instead of
-retrying it forever. Delivery is therefore at least once: handlers must be idempotent (the
-envelope id is there for that).
+retrying it forever, except on topics that must never be dropped (account deletions): those
+are retried, with backoff, until they succeed. Delivery is therefore at least once: handlers
+must be idempotent (the envelope id is there for that).
 """
 
 from __future__ import annotations
@@ -115,8 +116,16 @@ class ConsumerConfig:
     reclaim_every_ms: int | None = None
     # How often the group's unacknowledged entries are counted (zap_event_stream_pending).
     pending_sample_seconds: float = 15.0
-    # After this many deliveries an entry goes to the dead-letter stream.
+    # After this many deliveries an entry goes to the dead-letter stream...
     max_deliveries: int = 5
+    # ... except on these topics, whose entries are retried until they succeed, however long
+    # the outage: an account deletion dropped would leave the user's data (public media
+    # included) in place for good.
+    undroppable: frozenset[str] = frozenset({ACCOUNT_DELETIONS})
+    # A failed entry is tried again after this wait, doubled at each delivery up to
+    # `claim_idle_ms`, the pace of takeovers, which retry it anyway. None: only takeovers
+    # retry it (once a minute by default).
+    retry_after_ms: int | None = None
     # Consumer names end with their process (a restart, a new pod): one silent this long,
     # with nothing pending, is removed from the group when takeovers are looked for.
     forget_idle_ms: int = 3_600_000
@@ -132,8 +141,9 @@ class EventConsumer:
         self._groups_ready = False
         every_ms = config.reclaim_every_ms
         self._reclaim_every = (config.claim_idle_ms / 2 if every_ms is None else every_ms) / 1000
-        # Monotonic times of the next takeover and pending count; 0: at the first read.
+        # Monotonic times of the next takeover, retry and pending count; 0: at the first read.
         self._reclaim_at = 0.0
+        self._retry_at = 0.0
         self._sample_at = 0.0
 
     async def ensure_groups(self) -> None:
@@ -173,6 +183,10 @@ class EventConsumer:
             for topic in self._config.topics:
                 handled += await self._reclaim(topic)
                 await self._forget_departed(topic)
+        if self._config.retry_after_ms is not None and now >= self._retry_at:
+            self._retry_at = now + self._config.retry_after_ms / 2000
+            for topic in self._config.topics:
+                handled += await self._retry_failed(topic)
         answer = await self._redis.xreadgroup(
             self._config.group,
             self._config.consumer,
@@ -208,6 +222,38 @@ class EventConsumer:
             start = answer[0]
             if start in (b"0-0", "0-0"):
                 return handled
+
+    def _backoff_ms(self, deliveries: int) -> int:
+        """How long an entry delivered `deliveries` times waits after its last failure."""
+        first = self._config.retry_after_ms or self._config.claim_idle_ms
+        return int(min(first * 2 ** min(max(deliveries - 1, 0), 30), self._config.claim_idle_ms))
+
+    async def _retry_failed(self, topic: str) -> int:
+        """Hand again this consumer's failed entries whose backoff has run out (those of
+        dead consumers are the takeover's)."""
+        stream, group, me = stream_key(topic), self._config.group, self._config.consumer
+        pending = await self._redis.xpending_range(
+            stream,
+            group,
+            min="-",
+            max="+",
+            count=self._config.batch_size,
+            consumername=me,
+            idle=self._config.retry_after_ms,
+        )
+        handled = 0
+        for item in pending:
+            wait = self._backoff_ms(int(item["times_delivered"]))
+            if int(item["time_since_delivered"]) < wait:
+                continue
+            # min_idle_time: another consumer's takeover may have got there first.
+            entries = await self._redis.xclaim(
+                stream, group, me, min_idle_time=wait, message_ids=[item["message_id"]]
+            )
+            handled += await self._process(
+                topic, [entry for entry in entries if entry[0] is not None]
+            )
+        return handled
 
     async def _forget_departed(self, topic: str) -> None:
         """Remove consumers long silent with nothing pending (their entries were taken
@@ -263,11 +309,25 @@ class EventConsumer:
             raise
         except Exception as error:
             deliveries = await self._deliveries(topic, entry_id)
-            log.exception(
-                "events.handler_failed", topic=topic, event_id=env.id, deliveries=deliveries
-            )
-            if deliveries >= self._config.max_deliveries:
-                await self._dead_letter(topic, entry_id, fields, repr(error))
+            context = {"topic": topic, "event_id": env.id, "deliveries": deliveries}
+            # The traceback once per entry: its retries most likely fail the same way (and an
+            # undroppable entry may be retried every minute for as long as an outage lasts).
+            if deliveries == 1:
+                log.exception("events.handler_failed", **context)
+            else:
+                log.warning("events.handler_failed", error=repr(error), **context)
+            if deliveries < self._config.max_deliveries:
+                return False
+            if topic in self._config.undroppable:
+                # Kept pending: retried (with backoff) until it succeeds, never dropped.
+                log.error(
+                    "events.retrying_until_done",
+                    group=self._config.group,
+                    next_retry_ms=self._backoff_ms(deliveries),
+                    **context,
+                )
+                return False
+            await self._dead_letter(topic, entry_id, fields, repr(error))
             return False
         await self._ack(topic, [entry_id])
         return True

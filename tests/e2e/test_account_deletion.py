@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from typing import Any
 
@@ -11,23 +12,28 @@ import grpc
 import httpx
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+from sqlalchemy.engine import make_url
 
 from services.auth.deletion.cascade import purge
 from services.media.object_store import ObjectStore
+from services.media.processing.upkeep import forget_owner
+from services.media.resources import MediaResources
 from tests.e2e.feed_helpers import follow, post, wait_in_home
 from tests.factories import TestUser as User
 from tests.factories import make_user
 from tests.support.media import jpeg_with_gps, keys_of, png, presign, ready, upload
 from tests.support.media import uploaded as uploaded_media
 from tests.support.problems import assert_problem
-from tests.support.stack import TEST_SECRET, Stack
+from tests.support.stack import TEST_SECRET, Stack, free_port
 from tests.support.waiting import eventually
 from zap.auth.v1 import auth_pb2, auth_pb2_grpc
 from zap.events.v1 import events_pb2
 from zapcore.db import Database
-from zapcore.events import ACCOUNT_DELETIONS, EventPublisher, stream_key
+from zapcore.deletion import deletion_consumer
+from zapcore.events import ACCOUNT_DELETIONS, EventPublisher, consuming, stream_key
 from zapcore.identity import IDENTITY_METADATA_KEY, Identity, IdentitySigner
 
+ME = "/api/v1/auth/me/"
 # Services that take part in the cascade and report a receipt.
 CASCADE = {"feed", "graph", "media", "moderation", "notification"}
 
@@ -296,3 +302,81 @@ async def test_a_service_stopped_during_the_deletion_catches_up_after_restart(
     assert group is not None
     assert group["pending"] == 0
     assert entry_id(group["last-delivered-id"]) >= entry_id(announced[0])
+
+
+async def dead_letters(redis: Redis) -> list[bytes]:
+    return [key async for key in redis.scan_iter(match="zap:events:*:dead:*")]
+
+
+async def status_when_up(stack: Stack, user_id: str) -> set[str]:
+    """deletion_status, or nothing while the call fails: the first failure's traceback,
+    rendered with its locals by the console logger, holds this process's loop for seconds."""
+    try:
+        return await deletion_status(stack, user_id)
+    except grpc.aio.AioRpcError:
+        return set()
+
+
+async def test_a_deletion_outlasts_an_outage_longer_than_the_dead_letter_window(
+    client: httpx.AsyncClient, stack: Stack, redis_db: tuple[str, Redis], store: ObjectStore
+) -> None:
+    """media's database is unreachable (its URL points at a closed port) while the deletion
+    arrives, for many times the window after which another topic's entry is dead-lettered;
+    when it is back, media finishes its part and reports in."""
+    _, redis = redis_db
+    victim = await make_user(client)
+    photo = await ready(
+        client, victim, (await uploaded_media(client, victim, png(), "image/png"))["id"]
+    )
+    await post(client, victim, "a picture", media_ids=[photo["id"]])
+    assert await media_rows(stack, victim.id) == 1
+
+    media: MediaResources = stack.workers["media"].ctx["resources"]
+    closed = make_url(media.settings.database_url).set(port=free_port())
+    down = dataclasses.replace(media, db=Database(closed.render_as_string(False), pool_size=1))
+    serving = [down]
+    # media's own cascade consumer, with a dead-letter window of two deliveries 0.2 s apart.
+    window = {"claim_idle_ms": 200, "max_deliveries": 2, "block_ms": 50}
+    outage = deletion_consumer(
+        redis, "media", lambda user_id: forget_owner(serving[0], user_id), **window
+    )
+    consumers = stack.workers["media"].ctx["consumers"]
+    await consumers.stop()
+    try:
+        async with consuming(outage):
+            gone = await client.request(
+                "DELETE", ME, json={"password": victim.password}, headers=victim.headers
+            )
+            assert gone.status_code in (200, 202, 204), gone.text
+            others = CASCADE - {"media"}
+            await eventually(
+                lambda: status_when_up(stack, victim.id), lambda done: done >= others, timeout=30
+            )
+            # Tried again and again for well past the window, failing every time.
+            tries = await eventually(lambda: media_deliveries(redis), lambda n: n >= 8, timeout=30)
+            assert tries >= 8
+            assert "media" not in await deletion_status(stack, victim.id)
+            assert await media_rows(stack, victim.id) == 1
+            assert await dead_letters(redis) == []
+
+            serving[0] = media  # the database is back
+            await eventually(
+                lambda: status_when_up(stack, victim.id), lambda done: "media" in done, timeout=30
+            )
+    finally:
+        consumers.start()
+        await down.db.dispose()
+    assert await media_rows(stack, victim.id) == 0
+    assert await keys_of(store, victim.id) == []
+    assert await deletion_status(stack, victim.id) >= CASCADE
+    assert await dead_letters(redis) == []
+    remaining = await rows_mentioning(stack, [victim.id, victim.email, victim.username])
+    assert all(r.startswith(("auth.users", "auth.deletion_receipts")) for r in remaining), remaining
+
+
+async def media_deliveries(redis: Redis) -> int:
+    """How many times media's oldest unacknowledged deletion entry has been delivered."""
+    pending = await redis.xpending_range(
+        stream_key(ACCOUNT_DELETIONS), "media", min="-", max="+", count=1
+    )
+    return int(pending[0]["times_delivered"]) if pending else 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 
 import pytest
 from prometheus_client import REGISTRY
@@ -11,9 +13,11 @@ from redis.asyncio import Redis
 from tests.support.waiting import eventually
 from zap.events.v1 import events_pb2
 from zapcore.events import (
+    ACCOUNT_DELETIONS,
     ConsumerConfig,
     EventConsumer,
     EventPublisher,
+    consuming,
     dead_letter_key,
     stream_key,
 )
@@ -224,3 +228,67 @@ async def test_departed_consumers_leave_the_group_once_nothing_is_pending(redis:
     # The crashed one's entry was taken over first, so both names could go.
     assert await names() == {"current"}
     assert await pending(redis, "graph", "feed") == 0
+
+
+class Outage:
+    """A handler whose every call fails for the first `failures` calls; it notes when."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls: list[float] = []
+        self.done: list[events_pb2.Envelope] = []
+
+    async def __call__(self, env: events_pb2.Envelope) -> None:
+        self.calls.append(time.monotonic())
+        if len(self.calls) <= self.failures:
+            raise ConnectionRefusedError("database unreachable")
+        self.done.append(env)
+
+
+async def test_an_account_deletion_is_retried_with_backoff_and_never_dead_lettered(
+    redis: Redis,
+) -> None:
+    await EventPublisher(redis, producer="auth").publish(
+        ACCOUNT_DELETIONS, events_pb2.AccountDeleted(user_id="gone")
+    )
+    # Past the dead-letter window (two deliveries) several times over; takeovers (a minute)
+    # stay out of the way, so only the backoff paces the retries.
+    config = ConsumerConfig(
+        group="media",
+        topics=[ACCOUNT_DELETIONS],
+        max_deliveries=2,
+        retry_after_ms=40,
+        claim_idle_ms=60_000,
+        block_ms=5,
+    )
+    outage = Outage(failures=5)
+    consumer = EventConsumer(redis, config, outage)
+    async with consuming(consumer):
+        await eventually(lambda: _done(outage), lambda done: len(done) == 1, timeout=10)
+
+    assert outage.done[0].account_deleted.user_id == "gone"
+    assert len(outage.calls) == 6
+    gaps = [later - earlier for earlier, later in itertools.pairwise(outage.calls)]
+    # 40 ms after the first failure, then twice as long after each next one.
+    for n, gap in enumerate(gaps):
+        assert gap >= 0.04 * 2**n * 0.9, gaps
+    assert await pending(redis, ACCOUNT_DELETIONS, "media") == 0
+    assert await redis.exists(dead_letter_key(ACCOUNT_DELETIONS, "media")) == 0
+
+
+async def test_other_topics_still_dead_letter_with_backoff(redis: Redis) -> None:
+    await EventPublisher(redis, producer="graph").publish("graph", followed(1))
+    config = ConsumerConfig(
+        group="feed", topics=["graph"], max_deliveries=3, retry_after_ms=20, block_ms=5
+    )
+    outage = Outage(failures=100)
+    async with consuming(EventConsumer(redis, config, outage)):
+        await eventually(
+            lambda: redis.xlen(dead_letter_key("graph", "feed")), lambda n: n == 1, timeout=5
+        )
+    assert len(outage.calls) == 3
+    assert await pending(redis, "graph", "feed") == 0
+
+
+async def _done(outage: Outage) -> list[events_pb2.Envelope]:
+    return outage.done
