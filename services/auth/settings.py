@@ -33,6 +33,12 @@ class AuthSettings(ServiceSettings):
     login_failures_per_account: int = 50
     login_failure_window_seconds: int = 900
     deletion_grace_days: int = Field(default=30, ge=0)
+    # The services that remove their part of a deleted account and report a receipt.
+    deletion_services: list[str] = ["feed", "graph", "media", "moderation", "notification"]
+    # A deletion still missing one of their receipts this long after it was announced is
+    # announced again (then again after as long), and counts as overdue this long after
+    # it was made (zap_account_deletions_overdue).
+    deletion_reannounce_after_seconds: int = Field(default=600, ge=0)
 
     def production_problems(self, platform: PlatformSettings) -> list[str]:
         problems = super().production_problems(platform)

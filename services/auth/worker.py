@@ -5,13 +5,13 @@ python -m services.auth.worker
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq import cron
 from arq.worker import Worker
 
-from services.auth.deletion.cascade import announce, purge
+from services.auth.deletion.cascade import announce_due, purge
 from services.auth.settings import AuthSettings
 from services.auth.tokens.repository import RefreshTokenRepository
 from zapcore.db import Database
@@ -35,8 +35,15 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 async def announce_deletions(ctx: dict[str, Any]) -> int:
-    """Publish AccountDeleted for deletions whose announcement was lost."""
-    return await announce(ctx["db"], ctx["events_redis"])
+    """Publish AccountDeleted for deletions whose announcement was lost, and again for those
+    a service has still not reported done after the re-announce delay."""
+    settings: AuthSettings = ctx["settings"]
+    return await announce_due(
+        ctx["db"],
+        ctx["events_redis"],
+        settings.deletion_services,
+        timedelta(seconds=settings.deletion_reannounce_after_seconds),
+    )
 
 
 async def purge_deleted_accounts(ctx: dict[str, Any]) -> int:
@@ -64,9 +71,14 @@ def auth_worker(
     return build_worker(
         queue=QUEUE,
         redis_url=platform.redis_url,
-        # delete_expired_tokens may also be queued on demand.
-        functions=[delete_expired_tokens],
-        cron_jobs=[cron(delete_expired_tokens, minute={7, 37}, unique=True, run_at_startup=False)],
+        # These may also be queued on demand.
+        functions=[delete_expired_tokens, announce_deletions, purge_deleted_accounts],
+        cron_jobs=[
+            cron(delete_expired_tokens, minute={7, 37}, unique=True, run_at_startup=False),
+            # Every minute: lost announcements, overdue deletions (and their gauge).
+            cron(announce_deletions, second={40}, unique=True, run_at_startup=True),
+            cron(purge_deleted_accounts, hour={3}, minute={17}, unique=True),
+        ],
         on_startup=startup,
         on_shutdown=shutdown,
         ctx={"platform": platform, "settings": settings},

@@ -10,11 +10,13 @@ from typing import Any
 import asyncpg
 import grpc
 import httpx
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from sqlalchemy.engine import make_url
 
 from services.auth.deletion.cascade import purge
+from services.auth.worker import announce_deletions
 from services.media.object_store import ObjectStore
 from services.media.processing.upkeep import forget_owner
 from services.media.resources import MediaResources
@@ -380,3 +382,58 @@ async def media_deliveries(redis: Redis) -> int:
         stream_key(ACCOUNT_DELETIONS), "media", min="-", max="+", count=1
     )
     return int(pending[0]["times_delivered"]) if pending else 0
+
+
+def overdue() -> float:
+    return REGISTRY.get_sample_value("zap_account_deletions_overdue") or 0.0
+
+
+async def test_a_deletion_a_service_never_received_is_announced_again_once_overdue(
+    client: httpx.AsyncClient, stack: Stack, redis_db: tuple[str, Redis]
+) -> None:
+    """The announcement is lost for media (as when an earlier version dead-lettered it, or
+    Redis lost the stream): auth's worker, finding media's receipt still missing after the
+    re-announce delay, publishes the deletion again, and counts it overdue meanwhile."""
+    _, redis = redis_db
+    victim = await make_user(client)
+    await ready(client, victim, (await uploaded_media(client, victim, png(), "image/png"))["id"])
+    await eventually(lambda: media_group(redis), lambda group: group is not None)
+    consumers = stack.workers["media"].ctx["consumers"]
+    await consumers.stop()
+    try:
+        gone = await client.request(
+            "DELETE", ME, json={"password": victim.password}, headers=victim.headers
+        )
+        assert gone.status_code in (200, 202, 204), gone.text
+        others = CASCADE - {"media"}
+        await eventually(
+            lambda: deletion_status(stack, victim.id), lambda done: done >= others, timeout=30
+        )
+        entries = await redis.xrange(stream_key(ACCOUNT_DELETIONS))
+        await redis.xdel(stream_key(ACCOUNT_DELETIONS), *[key for key, _ in entries])
+    finally:
+        consumers.start()
+    await asyncio.sleep(1.0)  # time enough for a receipt that cannot come
+    assert "media" not in await deletion_status(stack, victim.id)
+    assert await media_rows(stack, victim.id) == 1
+
+    db = Database(stack.settings["auth"].database_url, pool_size=1)
+    # The worker's job as its cron runs it, with the re-announce delay already over.
+    ctx = {
+        "db": db,
+        "events_redis": redis,
+        "settings": stack.auth_settings.model_copy(update={"deletion_reannounce_after_seconds": 0}),
+    }
+    try:
+        await announce_deletions(ctx)
+        late = overdue()
+        assert late >= 1
+        await eventually(
+            lambda: deletion_status(stack, victim.id), lambda done: "media" in done, timeout=30
+        )
+        assert await media_rows(stack, victim.id) == 0
+        assert await deletion_status(stack, victim.id) >= CASCADE
+        await announce_deletions(ctx)
+        assert overdue() <= late - 1
+    finally:
+        await db.dispose()
