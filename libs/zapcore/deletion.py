@@ -37,7 +37,13 @@ def deletion_consumer(redis: Redis, service: str, forget: Forget, **config: Any)
     async def handle(env: events_pb2.Envelope) -> None:
         if env.WhichOneof("payload") != "account_deleted":
             return
-        user_id = uuid.UUID(env.account_deleted.user_id)
+        try:
+            user_id = uuid.UUID(env.account_deleted.user_id)
+        except ValueError:
+            # Deletions are retried until done (zapcore.events): one that names no account
+            # can never be, so it is refused once rather than retried for ever.
+            log.error("deletion.invalid_user_id", service=service, event_id=env.id)
+            return
         await forget(user_id)
         await publisher.publish(
             DELETION_RECEIPTS,

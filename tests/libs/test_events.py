@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+import uuid
 
 import pytest
 from prometheus_client import REGISTRY
@@ -12,8 +13,10 @@ from redis.asyncio import Redis
 
 from tests.support.waiting import eventually
 from zap.events.v1 import events_pb2
+from zapcore.deletion import deletion_consumer
 from zapcore.events import (
     ACCOUNT_DELETIONS,
+    DELETION_RECEIPTS,
     ConsumerConfig,
     EventConsumer,
     EventPublisher,
@@ -292,3 +295,22 @@ async def test_other_topics_still_dead_letter_with_backoff(redis: Redis) -> None
 
 async def _done(outage: Outage) -> list[events_pb2.Envelope]:
     return outage.done
+
+
+async def test_a_deletion_event_naming_no_account_is_not_retried_forever(redis: Redis) -> None:
+    """Retried until done, a deletion must be one that can be done: an id that is not one
+    (a bad producer) is refused once, not retried every minute for ever."""
+    await EventPublisher(redis, producer="test").publish(
+        ACCOUNT_DELETIONS, events_pb2.AccountDeleted(user_id="not-an-id")
+    )
+    forgotten: list[uuid.UUID] = []
+
+    async def forget(user_id: uuid.UUID) -> None:
+        forgotten.append(user_id)
+
+    consumer = deletion_consumer(redis, "media", forget, claim_idle_ms=0, max_deliveries=2)
+    for _ in range(3):
+        await consumer.run_once(block=False)
+    assert forgotten == []
+    assert await pending(redis, ACCOUNT_DELETIONS, "media") == 0
+    assert await redis.xlen(stream_key(DELETION_RECEIPTS)) == 0
