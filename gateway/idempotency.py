@@ -1,11 +1,13 @@
 """`Idempotency-Key` on POST: a retried request returns the first answer, not a duplicate.
 
 Keys are scoped to the signed-in user and kept 24 hours in Redis. The first request with
-a key reserves it, runs, and stores its answer (unless the answer is a 5xx, which frees the
-key so the client can retry). A repeat with the same method, path and body gets the stored
-answer with `Idempotent-Replayed: true`; a repeat with another body is a 422; a repeat
-while the first is still running is a 409. Requests without a valid token pass through
-untouched (the route answers 401).
+a key reserves it, runs, and stores its answer, with its headers, if the answer is the
+request's own: a 2xx, or a 4xx about the request itself (400, 404, 409, 422...). A refusal
+that says "not now" or "not you" (401, 403, 408, 425, 429, any 5xx, anything with a
+Retry-After) frees the key instead, so the client's retry runs. A repeat with the same
+method, path and body gets the stored answer with `Idempotent-Replayed: true`; a repeat
+with another body is a 422; a repeat while the first is still running is a 409.
+Requests without a valid token pass through untouched (the route answers 401).
 """
 
 from __future__ import annotations
@@ -31,7 +33,17 @@ TTL_SECONDS = 24 * 3600
 # The first request is given this long to finish before its reservation lapses.
 PENDING_SECONDS = 60
 _MAX_KEY = 255
-_REPLAYED_HEADERS = {b"content-type", b"location"}
+# Headers of one response rather than of the answer (the edge adds the trace header).
+_UNREPLAYED_HEADERS = {b"date", b"server", b"traceparent", b"idempotent-replayed"}
+# Refusals of the moment or of the caller, not answers to the request: never kept.
+_TRANSIENT_STATUSES = {401, 403, 408, 425, 429}
+
+
+def _keepable(status: int, headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether this answer is the request's own, to be replayed for the key's lifetime."""
+    if status >= 500 or status in _TRANSIENT_STATUSES:
+        return False
+    return not any(name.lower() == b"retry-after" for name, _ in headers)
 
 
 def storage_key(user_id: str, key: str) -> str:
@@ -112,9 +124,8 @@ class IdempotencyMiddleware:
         if scheme.lower() != "bearer" or not token.strip():
             return None
         edge: EdgeState = scope["app"].state.edge
-        ip = str(scope.get("state", {}).get("client_ip", ""))
         try:
-            identity = await authenticate(token.strip(), edge, ip)
+            identity = await authenticate(token.strip(), edge, _client_ip(scope))
         except ZapError:
             return None
         # The route's own authentication reuses this instead of verifying the token again.
@@ -169,7 +180,9 @@ class IdempotencyMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() in _REPLAYED_HEADERS
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.lower() not in _UNREPLAYED_HEADERS
                 ]
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
@@ -180,7 +193,7 @@ class IdempotencyMiddleware:
         except BaseException:
             await _forget(edge, slot)
             raise
-        if status >= 500:
+        if not _keepable(status, headers):
             await _forget(edge, slot)
             return
         record = {
@@ -193,6 +206,10 @@ class IdempotencyMiddleware:
             await edge.redis.set(slot, orjson.dumps(record), ex=TTL_SECONDS)
         except RedisError as error:
             log.warning("idempotency.store_failed", error=str(error))
+
+
+def _client_ip(scope: Scope) -> str:
+    return str(scope.get("state", {}).get("client_ip", ""))
 
 
 async def _forget(edge: EdgeState, slot: str) -> None:
