@@ -6,7 +6,8 @@ request's own: a 2xx, or a 4xx about the request itself (400, 404, 409, 422...).
 that says "not now" or "not you" (401, 403, 408, 425, 429, any 5xx, anything with a
 Retry-After) frees the key instead, so the client's retry runs. A repeat with the same
 method, path and body gets the stored answer with `Idempotent-Replayed: true`; a repeat
-with another body is a 422; a repeat while the first is still running is a 409.
+with another body is a 422; a repeat while the first is still running is a 409. Every
+repeat counts against the client's address and user rate limits like any request.
 Requests without a valid token pass through untouched (the route answers 401).
 """
 
@@ -115,6 +116,13 @@ class IdempotencyMiddleware:
             await self.app(scope, replay_receive, send)
             return
         if not reserved:
+            try:
+                # A repeat is a request: it spends the same budget as the first did.
+                await edge.limiter.hit(edge.rate_rules.ip, "ip", _client_ip(scope))
+                await edge.limiter.hit(edge.rate_rules.user, "user", user_id)
+            except Problem as refused:
+                await render(refused, scope["path"])(scope, replay_receive, send)
+                return
             await self._answer_repeat(scope, send, replay_receive, stored, fingerprint)
             return
         await self._run_and_store(scope, replay_receive, send, edge, slot, fingerprint)

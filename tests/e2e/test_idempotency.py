@@ -104,3 +104,17 @@ async def test_a_replay_carries_the_headers_of_the_first_answer(client: httpx.As
     # Tokens must not be cached by anyone, the second time either.
     assert replay.headers["cache-control"] == "no-store"
     assert answer_headers(replay) == answer_headers(first)
+
+
+async def test_replays_count_against_the_rate_limit(stack: Stack) -> None:
+    async with gateway(stack, rate_limit_user="3/minute") as http:
+        author = await make_user(http)
+        keyed = {**author.headers, "Idempotency-Key": "replayed-often"}
+        first = await http.post(POSTS, json={"content": "once"}, headers=keyed)
+        assert first.status_code == 201
+        for _ in range(2):
+            replay = await http.post(POSTS, json={"content": "once"}, headers=keyed)
+            assert replay.headers["idempotent-replayed"] == "true"
+        # Three requests made: a replay is a request like any other.
+        assert_problem(await http.post(POSTS, json={"content": "once"}, headers=keyed), 429)
+        assert_problem(await http.post(POSTS, json={"content": "new"}, headers=author.headers), 429)
