@@ -63,11 +63,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def Login(
         self, request: auth_pb2.LoginRequest, context: Context
     ) -> auth_pb2.LoginResponse:
-        identity = current_identity()
-        client_ip = identity.client_ip if identity is not None else ""
         async with self._r.db.unit_of_work() as session:
             user = await AccountService(session, self._r.hasher).authenticate(
-                request.email, request.password, client_ip, self._r.throttle
+                request.email, request.password, _client_ip(), self._r.throttle
             )
             tokens = await self._tokens(session).issue(user)
         return auth_pb2.LoginResponse(
@@ -205,7 +203,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             account = await UserRepository(session).get(user_id)
             email = account.email if account is not None else ""
             deleted_at = await AccountService(session, self._r.hasher).soft_delete(
-                user_id, request.password
+                user_id, request.password, _client_ip(), self._r.throttle
             )
             await self._tokens(session).forget(user_id)
         await self._r.throttle.forget(email)
@@ -263,3 +261,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.GetSigningKeysResponse(
             keys=[auth_pb2.Jwk(**jwk) for jwk in self._r.keys.jwks()]
         )
+
+
+def _client_ip() -> str:
+    """The address the gateway saw the request come from."""
+    identity = current_identity()
+    return identity.client_ip if identity is not None else ""

@@ -354,6 +354,25 @@ async def test_guessing_from_many_addresses_does_not_lock_the_owner_out(stack) -
         assert (await http.post(LOGIN, json=right)).status_code == 200
 
 
+async def test_guessing_the_password_to_delete_the_account_is_throttled_like_login(
+    stack, client
+) -> None:
+    # Someone holding a stolen access token tries passwords on the re-confirmation.
+    user = await make_user(client)
+    wrong = {"password": "wrong password, again"}
+    for _ in range(stack.auth_settings.login_failures_per_client):
+        answer = await client.request("DELETE", ME, json=wrong, headers=user.headers)
+        assert_problem(answer, 403, reason="password-incorrect")
+    assert_rate_limited(await client.request("DELETE", ME, json=wrong, headers=user.headers))
+    # The right password does not get through either while guessing is throttled...
+    right = {"password": PASSWORD}
+    assert_rate_limited(await client.request("DELETE", ME, json=right, headers=user.headers))
+    assert (await client.get(ME, headers=user.headers)).status_code == 200
+    # ...and the guesses spent here are spent for signing in too: one budget per account.
+    login = await client.post(LOGIN, json={"email": user.email, "password": PASSWORD})
+    assert_rate_limited(login)
+
+
 async def test_registration_is_rate_limited_per_address(stack) -> None:
     async with gateway(stack, rate_limit_register="3/minute") as http:
         for _ in range(3):

@@ -183,12 +183,20 @@ class AccountService:
             raise NotFound("no deleted account with that id", reason="user-not-found")
         return user.deleted_at
 
-    async def soft_delete(self, user_id: uuid.UUID, password: str) -> datetime:
-        """Make the account unusable at once: no login, no profile, PII scrambled."""
+    async def soft_delete(
+        self, user_id: uuid.UUID, password: str, client_ip: str, throttle: LoginThrottle
+    ) -> datetime:
+        """Make the account unusable at once: no login, no profile, PII scrambled.
+
+        The password re-confirmation is a password check like a sign-in, so it spends the
+        same failure budget: a stolen access token is no faster way to guess the password.
+        """
         user = await self._users.get_for_update(user_id)
         if user is None or user.state != AccountState.ACTIVE:
             raise NotFound("no such user", reason="user-not-found")
+        await throttle.check(user.email, client_ip)
         if not await self._hasher.verify(password, user.password_hash):
+            await throttle.record_failure(user.email, client_ip)
             # 403, not 401: the session is fine, only the re-confirmation failed.
             raise PermissionDenied("password is incorrect", reason="password-incorrect")
         now = datetime.now(UTC)
