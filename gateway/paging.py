@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 
+from gateway.schemas.common import Text
 from zap.common.v1 import common_pb2
 
 
 async def page_request(
-    cursor: Annotated[str | None, Query(max_length=1024, description="Opaque cursor")] = None,
+    cursor: Annotated[Text | None, Query(max_length=1024, description="Opaque cursor")] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size")] = 20,
 ) -> common_pb2.PageRequest:
     return common_pb2.PageRequest(cursor=cursor or "", limit=limit)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from gateway import hydrate, render
 from gateway.deps import AuthStub, CurrentUser, FeedStub, MediaStub, OptionalUser
 from gateway.paging import PageParams, next_cursor
-from gateway.schemas.common import Page
+from gateway.schemas.common import Page, Text
 from gateway.schemas.posts import HomeFeedPage, PostOut, TrendingHashtagOut
 from zap.feed.v1 import feed_pb2
 
@@ -52,7 +52,7 @@ async def explore(
     feed: FeedStub,
     auth: AuthStub,
     media: MediaStub,
-    hashtag: Annotated[str | None, Query(min_length=1, max_length=65)] = None,
+    hashtag: Annotated[Text | None, Query(min_length=1, max_length=65)] = None,
 ) -> Page[PostOut]:
     answer = await feed.GetExplore(feed_pb2.GetExploreRequest(hashtag=hashtag or "", page=page))
     return Page(
