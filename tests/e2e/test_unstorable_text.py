@@ -121,3 +121,15 @@ async def test_posts_comments_and_profiles_with_a_nul_are_refused_and_change_not
     assert listed.json()["results"] == []
     me = (await client.get("/api/v1/auth/me/", headers=author.headers)).json()
     assert (me["bio"], me["display_name"]) == ("", "")
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "a\ud800b"])
+async def test_an_unknown_field_named_with_a_control_character_is_a_422(
+    client: httpx.AsyncClient, name: str
+) -> None:
+    author = await make_user(client)
+    body = {"content": "fine", name: "x"}
+    refused = await send(client, "POST", "/api/v1/posts/", body, author.headers)
+    assert_problem(refused, 422, reason="validation-error")
+    timeline = await client.get(f"/api/v1/users/{author.id}/posts/")
+    assert timeline.json()["results"] == []
