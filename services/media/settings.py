@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from zapcore.settings import PlatformSettings, ServiceSettings
@@ -73,8 +73,19 @@ class MediaSettings(ServiceSettings):
     render_memory_limit_mib: int = Field(default=1536, ge=0)
     # Jobs in flight per worker (each holds its download while it waits for a child).
     worker_max_jobs: int = Field(default=4, ge=1)
-    # A media stuck in "processing" this long (its job was lost) is queued again.
-    processing_retry_after_seconds: int = Field(default=300, ge=10)
+    # A media stuck in "processing" this long (its job was lost, crashed or ran out of tries)
+    # is queued again by the upkeep (every minute); one still processing after
+    # processing_give_up_after_seconds fails, with a reason the client can show.
+    processing_retry_after_seconds: int = Field(default=120, ge=10)
+    processing_give_up_after_seconds: int = Field(default=1800, ge=60)
+
+    @model_validator(mode="after")
+    def _gives_up_after_retrying(self) -> MediaSettings:
+        if self.processing_give_up_after_seconds <= self.processing_retry_after_seconds:
+            raise ValueError(
+                "processing_give_up_after_seconds must exceed processing_retry_after_seconds"
+            )
+        return self
 
     @field_validator("s3_endpoint_url", "s3_public_endpoint_url", "cdn_base_url")
     @classmethod

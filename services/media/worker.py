@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from arq import cron
+from arq import cron, func
 from arq.worker import Worker
 
 from services.media.library.removal import PostMediaRemoval
@@ -76,7 +76,9 @@ def media_worker(
         queue=JOB_QUEUE,
         redis_url=platform.redis_url,
         # sweep may also be queued on demand (operators, tests).
-        functions=[process_media, sweep],
+        # A processing job's result is not kept: a kept result would refuse the upkeep's
+        # re-enqueue of a crashed job (same job id) for as long as it is kept.
+        functions=[func(process_media, keep_result=0), sweep],
         cron_jobs=[cron(sweep, second={15}, unique=True, run_at_startup=False)],
         on_startup=startup,
         on_shutdown=shutdown,

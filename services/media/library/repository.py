@@ -155,6 +155,20 @@ class MediaRepository:
         )
         return list(result.scalars())
 
+    async def lock_given_up(self, completed_before: datetime, limit: int) -> list[Media]:
+        """Media processing since before `completed_before`, locked (SKIP LOCKED)."""
+        result = await self._s.execute(
+            select(Media)
+            .where(
+                Media.status == MediaStatus.PROCESSING.value,
+                Media.completed_at < completed_before,
+            )
+            .order_by(Media.completed_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list(result.scalars())
+
     # Deletion.
 
     async def retire(

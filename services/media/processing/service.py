@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import sqlalchemy.exc
 from arq import Retry
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
@@ -26,9 +27,39 @@ from zapcore.logging import get_logger
 
 log = get_logger(__name__)
 
-# Transient store failures are retried this many times, a little later each time.
+CANNOT_PROCESS = "the image could not be processed; upload it again"
+
+# Transient failures (of the store or of the database) are retried this many times, a little
+# later each time; past them, the upkeep queues the media again, until it gives up on it.
 MAX_TRIES = 5
 _TRANSIENT = (BotoCoreError, ClientError, OSError)
+# SQLSTATE classes of a database that cannot answer now: connection exception, insufficient
+# resources, operator intervention (shutting down, terminated, cancelled by statement timeout).
+_UNAVAILABLE_CLASSES = ("08", "53", "57")
+# object_not_in_prerequisite_state: what connecting to a database closed to connections says.
+_NOT_ACCEPTING_CONNECTIONS = "55000"
+
+
+def transient(error: BaseException) -> bool:
+    """Whether a failure may pass by itself (the store or the database down, unreachable,
+    overloaded, too slow), rather than being a bug or a bad file."""
+    current: BaseException | None = error
+    for _ in range(8):  # SQLAlchemy's error, the driver adapter's, the driver's own
+        if current is None:
+            return False
+        if isinstance(current, (*_TRANSIENT, TimeoutError, sqlalchemy.exc.TimeoutError)):
+            return True
+        if isinstance(current, sqlalchemy.exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, sqlalchemy.exc.OperationalError):
+            return True
+        state = getattr(current, "sqlstate", None)
+        if isinstance(state, str) and (
+            state[:2] in _UNAVAILABLE_CLASSES or state == _NOT_ACCEPTING_CONNECTIONS
+        ):
+            return True
+        current = current.__cause__ or getattr(current, "orig", None)
+    return False
 
 
 class Processing:
@@ -37,17 +68,21 @@ class Processing:
         self._renderer = renderer
 
     async def run(self, media_id: uuid.UUID, *, attempt: int = 1) -> str:
-        """The outcome: "ready", "failed" or "skipped"."""
-        async with self._r.db.read_only() as session:
-            media = await MediaRepository(session).get(media_id)
-        if media is None or media.status != MediaStatus.PROCESSING:
-            return "skipped"
+        """The outcome: "ready", "failed", "skipped" or "deferred" (to the upkeep)."""
         try:
+            async with self._r.db.read_only() as session:
+                media = await MediaRepository(session).get(media_id)
+            if media is None or media.status != MediaStatus.PROCESSING:
+                return "skipped"
             return await self._process(media)
-        except _TRANSIENT as error:
+        except Exception as error:
+            if not transient(error):
+                raise  # the job fails; the upkeep queues it again, then gives up on it
             if attempt >= MAX_TRIES:
-                log.error("media.processing_gave_up", media_id=str(media_id), error=str(error))
-                return await self.fail(media, "the image could not be processed; upload it again")
+                # Still processing: the upkeep queues it again in a few minutes, and fails it
+                # with a reason once it has tried for processing_give_up_after_seconds.
+                log.error("media.processing_deferred", media_id=str(media_id), error=str(error))
+                return "deferred"
             log.warning("media.processing_retry", media_id=str(media_id), error=str(error)[:200])
             raise Retry(defer=attempt * 5) from error
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from arq.constants import job_key_prefix, result_key_prefix
+
 from services.media.library.repository import MediaRepository
 from services.media.models import MediaStatus
 from services.media.object_store import owner_prefixes
+from services.media.processing.service import CANNOT_PROCESS, all_keys
 from services.media.resources import JOB_QUEUE, MediaResources
 from services.media.uploads.service import PRESIGN_LIMIT_NAMESPACE, process_job_id
 from zapcore.jobs import enqueue
@@ -48,23 +51,56 @@ async def sweep_uploads(resources: MediaResources) -> int:
 
 
 async def requeue_stuck(resources: MediaResources) -> int:
-    """Queue again the processing of media whose job was lost (arq keeps a job id unique)."""
-    before = datetime.now(UTC) - timedelta(
-        seconds=resources.settings.processing_retry_after_seconds
+    """Queue again the processing of media whose job was lost, crashed or ran out of tries;
+    fail, with a reason, those still processing after processing_give_up_after_seconds."""
+    now = datetime.now(UTC)
+    settings = resources.settings
+    await give_up_stuck(
+        resources, now - timedelta(seconds=settings.processing_give_up_after_seconds)
     )
+    before = now - timedelta(seconds=settings.processing_retry_after_seconds)
     async with resources.db.read_only() as session:
         stuck = await MediaRepository(session).stuck_processing(before, SWEEP_BATCH)
     queued = 0
     for media_id in stuck:
-        job = await enqueue(
-            resources.jobs,
-            "process_media",
-            str(media_id),
-            _job_id=process_job_id(media_id),
-            _queue_name=JOB_QUEUE,
-        )
-        queued += job is not None
+        queued += await _queue_processing(resources, media_id)
+    if queued:
+        log.info("media.processing_requeued", count=queued)
     return queued
+
+
+async def _queue_processing(resources: MediaResources, media_id: uuid.UUID) -> bool:
+    """arq refuses a job id while the job is queued (then nothing is lost) and while a result
+    is kept under it: a result left by a job arq itself failed (out of tries, expired) is
+    stale once the media is still processing, and goes."""
+    job_id = process_job_id(media_id)
+    for _ in range(2):
+        job = await enqueue(
+            resources.jobs, "process_media", str(media_id), _job_id=job_id, _queue_name=JOB_QUEUE
+        )
+        if job is not None:
+            return True
+        if await resources.jobs.exists(job_key_prefix + job_id):
+            return False
+        await resources.jobs.delete(result_key_prefix + job_id)
+    return False
+
+
+async def give_up_stuck(resources: MediaResources, completed_before: datetime) -> int:
+    """Fail the media processing since before `completed_before`, and delete their objects."""
+    async with resources.db.unit_of_work() as session:
+        repository = MediaRepository(session)
+        given_up = await repository.lock_given_up(completed_before, SWEEP_BATCH)
+        if not given_up:
+            return 0
+        await resources.store.delete([key for media in given_up for key in all_keys(media)])
+        now = datetime.now(UTC)
+        for media in given_up:
+            await repository.fail(
+                media.id, CANNOT_PROCESS, now=now, from_status=[MediaStatus.PROCESSING.value]
+            )
+    log.warning("media.processing_given_up", count=len(given_up))
+    return len(given_up)
 
 
 async def forget_owner(resources: MediaResources, owner_id: uuid.UUID) -> None:
