@@ -18,7 +18,7 @@ Messages (server to client, JSON text)
     (a new like on a liked post) arrives again with the same id, its new count and cursor.
     The only message a client may send is {"type": "ping"}.
 
-Close codes (all but 1000/4400/4403 invite a reconnect with the last cursor)
+Close codes (all but 1000/4400/4403/4429 invite a reconnect with the last cursor)
     1000  normal closure                      1008  policy: rate limited, or the client sent
     1011  unexpected server error                   something other than a ping
     1012  notifications are restarting        1013  try again later: overloaded, or this
@@ -26,6 +26,8 @@ Close codes (all but 1000/4400/4403 invite a reconnect with the last cursor)
     4401  token missing, invalid, expired or revoked (also when it expires, or the account
           is logged out or deleted, while connected): reconnect with a fresh token
     4403  not allowed (the Origin is not one of ZAP_GATEWAY_CORS_ORIGINS)
+    4429  too many sockets open for this account (ZAP_GATEWAY_WS_MAX_SOCKETS_PER_USER, over
+          every gateway): close one before reconnecting
 
 Each socket holds one Subscribe stream and a bounded queue of messages for the client: a
 client that falls behind is closed with 1013 and never slows anyone else.
@@ -56,6 +58,7 @@ from gateway.schemas.notifications import (
     LivePosition,
     NotificationOut,
 )
+from gateway.socket_slots import SocketSlotsFull
 from gateway.state import EdgeState
 from zap.notification.v1 import notification_pb2
 from zapcore.access_tokens import AccessClaims
@@ -75,6 +78,7 @@ TRY_AGAIN_LATER = 1013
 BAD_REQUEST = 4400
 UNAUTHORIZED = 4401
 FORBIDDEN = 4403
+TOO_MANY_SOCKETS = 4429
 
 SUBPROTOCOL = "bearer"
 MAX_CURSOR_CHARS = 1024
@@ -138,7 +142,14 @@ async def serve(websocket: WebSocket, edge: EdgeState) -> None:
     OPEN_SOCKETS.inc()
     try:
         claims, ip, cursor = await _admit(websocket, edge, token)
-        await Relay(websocket, edge, claims, ip, cursor).run()
+        try:
+            async with edge.socket_slots.held(claims.user_id):
+                await Relay(websocket, edge, claims, ip, cursor).run()
+        except SocketSlotsFull:
+            cap = edge.settings.ws_max_sockets_per_user
+            raise Close(
+                TOO_MANY_SOCKETS, f"too many open sockets (at most {cap}); close one first"
+            ) from None
     except Close as close:
         code, reason = close.code, close.reason
     except ClientGone:

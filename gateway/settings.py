@@ -51,6 +51,11 @@ class GatewaySettings(ServiceSettings):
     ws_max_message_bytes: int = Field(default=4096, ge=128)
     # Compression costs memory on every connection for small JSON messages: off by default.
     ws_per_message_deflate: bool = False
+    # Sockets one user may have open at once, across every gateway (the next is closed with
+    # 4429). Each holds a slot in Redis for a lease its gateway renews while it is open: the
+    # slots of a gateway that dies are free again within one lease.
+    ws_max_sockets_per_user: int = Field(default=5, ge=1)
+    ws_socket_lease_seconds: float = Field(default=60.0, ge=1)
 
     @field_validator("trusted_proxies")
     @classmethod

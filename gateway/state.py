@@ -13,6 +13,7 @@ from gateway.breakers import Breakers
 from gateway.ratelimit import RateLimiter, rules
 from gateway.settings import GatewaySettings
 from gateway.signing_keys import SigningKeys
+from gateway.socket_slots import SocketSlots
 from gateway.upstreams import Upstreams
 from zapcore.access_tokens import AccessTokenVerifier
 from zapcore.identity import IdentitySigner
@@ -40,6 +41,7 @@ class EdgeState:
     rate_rules: RateRules
     keys: SigningKeys
     deny_list: DenyList
+    socket_slots: SocketSlots
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -72,6 +74,9 @@ class EdgeState:
             ),
             # Access tokens live at most 15 minutes; deny-list entries never need to outlive that.
             deny_list=DenyList(redis, 900),
+            socket_slots=SocketSlots(
+                redis, settings.ws_max_sockets_per_user, settings.ws_socket_lease_seconds
+            ),
         )
 
     async def start(self) -> None:

@@ -165,6 +165,51 @@ async def test_too_many_connections_are_refused_with_1008(
     assert "rate limited" in reason
 
 
+async def test_a_user_may_hold_only_so_many_sockets_across_gateways(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    user, other = await make_user(client), await make_user(client)
+    async with (
+        gateway(stack, ws_max_sockets_per_user=3) as first,
+        gateway(stack, ws_max_sockets_per_user=3) as second,
+        live_socket(first, user),
+        live_socket(first, user),
+        live_socket(second, user) as third,
+    ):
+        # The fourth, on either gateway, is refused with a code that says why.
+        for url in (first, second):
+            async with live_socket(url, user, wait_ready=False) as refused:
+                code, reason = await refused.closed()
+            assert code == 4429
+            assert "too many open sockets (at most 3)" in reason
+        # Another user is not affected.
+        async with live_socket(second, other) as theirs:
+            assert theirs.ready is not None
+        # A socket closed gives its slot back at once.
+        await third.ws.close()
+        async with live_socket(first, user) as again:
+            assert again.ready is not None
+
+
+async def test_the_sockets_of_a_gateway_that_died_stop_counting(
+    stack: Stack, client: httpx.AsyncClient, redis_db
+) -> None:
+    user = await make_user(client)
+    _, redis = redis_db
+    # What a gateway that died leaves: slots whose lease it stopped renewing (a second ago).
+    key = f"zap:ws:sockets:{user.id}"
+    await redis.zadd(key, {f"dead-{n}": time.time() - 1 for n in range(2)})
+    async with gateway(stack, ws_max_sockets_per_user=2, ws_socket_lease_seconds=3) as url:
+        async with live_socket(url, user), live_socket(url, user) as held:
+            # Open sockets renew their lease: still held after several leases.
+            await asyncio.sleep(7)
+            async with live_socket(url, user, wait_ready=False) as refused:
+                assert (await refused.closed())[0] == 4429
+            assert held.ready is not None
+        # Closed, they give their slots back (the gateway notices the close a moment later).
+        await eventually(lambda: redis.zcard(key), lambda n: n == 0)
+
+
 async def test_ping_is_answered_and_anything_else_closes_with_1008(
     stack: Stack, client: httpx.AsyncClient
 ) -> None:
