@@ -18,6 +18,10 @@ class GatewaySettings(ServiceSettings):
     http_port: int = 8080
     # Proxies whose X-Forwarded-For is believed (CIDRs); nobody else's is.
     trusted_proxies: list[str] = Field(default_factory=list)
+    # Whether clients reach the gateway through a proxy (an ingress, a load balancer): then
+    # production refuses to start unless trusted_proxies names it (and not everyone), since
+    # every client would otherwise share the proxy's address and its rate limits.
+    behind_proxy: bool = False
     allowed_hosts: list[str] = Field(default_factory=lambda: ["*"])
     cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -88,4 +92,15 @@ class GatewaySettings(ServiceSettings):
             problems.append("ZAP_GATEWAY_ALLOWED_HOSTS must name the hosts (no '*')")
         if "*" in self.cors_origins:
             problems.append("ZAP_GATEWAY_CORS_ORIGINS must name the origins (no '*')")
+        networks = self.proxy_networks()
+        if self.behind_proxy and not networks:
+            problems.append(
+                "ZAP_GATEWAY_TRUSTED_PROXIES must name the ingress's addresses"
+                " (ZAP_GATEWAY_BEHIND_PROXY is on)"
+            )
+        if any(network.prefixlen == 0 for network in networks):
+            problems.append(
+                "ZAP_GATEWAY_TRUSTED_PROXIES must not trust every address (anyone could"
+                " forge X-Forwarded-For)"
+            )
         return problems

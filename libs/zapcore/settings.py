@@ -16,6 +16,43 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_INTERNAL_SECRET = "dev-only-internal-secret-change-me-in-production-0000000000"
 MIN_SECRET_LENGTH = 50
 DEFAULT_DB_PASSWORDS = frozenset({"", "postgres", "password", "root", "admin", "zap", "changeme"})
+# Values templates, tutorials and development setups ship with, refused for every secret.
+PLACEHOLDER_SECRETS = DEFAULT_DB_PASSWORDS | {
+    "secret",
+    "redis",
+    "default",
+    "test",
+    "dummy",
+    "pass",
+    "123456",
+    "minioadmin",
+    "minio123",
+    "zap-dev-access-key",
+    "zap-dev-secret-key",
+    DEV_INTERNAL_SECRET,
+    # AWS's documentation examples.
+    "akiaiosfodnn7example",
+    "wjalrxutnfemi/k7mdeng/bpxrficyexamplekey",
+}
+# A value containing one of these was never replaced by a real secret.
+_PLACEHOLDER_MARKS = (
+    "changeme",
+    "change-me",
+    "change_me",
+    "changeit",
+    "replaceme",
+    "replace-me",
+    "replace_me",
+    "placeholder",
+    "dev-only",
+    "example",
+)
+
+
+def is_placeholder(secret: str) -> bool:
+    """Whether `secret` is empty, a known default, or a template's placeholder."""
+    value = secret.strip().lower()
+    return value in PLACEHOLDER_SECRETS or any(mark in value for mark in _PLACEHOLDER_MARKS)
 
 
 class Environment(StrEnum):
@@ -66,7 +103,7 @@ class PlatformSettings(BaseSettings):
         if self.debug:
             problems.append("ZAP_DEBUG must be off")
         secret = self.internal_secret.get_secret_value()
-        if secret == DEV_INTERNAL_SECRET or len(secret) < MIN_SECRET_LENGTH:
+        if is_placeholder(secret) or len(secret) < MIN_SECRET_LENGTH:
             problems.append(
                 f"ZAP_INTERNAL_SECRET must be a fresh secret of {MIN_SECRET_LENGTH}+ characters"
             )
@@ -115,8 +152,12 @@ class ServiceSettings(BaseSettings):
     def production_problems(self, platform: PlatformSettings) -> list[str]:
         """What makes these settings unsafe for production; subclasses extend the list."""
         problems = []
-        if self.database_url and _password(self.database_url).lower() in DEFAULT_DB_PASSWORDS:
-            problems.append(f"{self.env_prefix}DATABASE_URL must carry a real password")
+        if self.database_url:
+            password = _password(self.database_url)
+            user = urlsplit(self.database_url).username or ""
+            database = urlsplit(self.database_url).path.lstrip("/")
+            if is_placeholder(password) or password.lower() in (user.lower(), database.lower()):
+                problems.append(f"{self.env_prefix}DATABASE_URL must carry a real password")
         problems.extend(shared_secrets({**platform.secrets(), **self.secrets()}))
         return problems
 
@@ -152,5 +193,4 @@ def _password(url: str) -> str:
 
 def redis_has_password(url: str) -> bool:
     """True when a Redis URL carries a password that is not an obvious default."""
-    password = urlsplit(url).password or ""
-    return password.lower() not in DEFAULT_DB_PASSWORDS
+    return not is_placeholder(urlsplit(url).password or "")

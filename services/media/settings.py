@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from zapcore.settings import PlatformSettings, ServiceSettings
+from zapcore.settings import PlatformSettings, ServiceSettings, is_placeholder
 
 ImageType = Literal["jpeg", "png", "webp", "gif"]
 MIB = 1024 * 1024
@@ -138,7 +138,13 @@ class MediaSettings(ServiceSettings):
             problems.append("ZAP_MEDIA_CDN_BASE_URL must be an https URL")
         if self.object_acl != "private":
             problems.append("ZAP_MEDIA_VARIANT_ACL must be private (serve media through the CDN)")
-        if self.s3_secret_access_key.get_secret_value() == "zap-dev-secret-key":
+        # No access key id: the store's credentials come from the environment (an IAM role).
+        if self.s3_access_key_id.get_secret_value():
+            if is_placeholder(self.s3_access_key_id.get_secret_value()):
+                problems.append("ZAP_MEDIA_S3_ACCESS_KEY_ID must be a real key id")
+            if is_placeholder(self.s3_secret_access_key.get_secret_value()):
+                problems.append("ZAP_MEDIA_S3_SECRET_ACCESS_KEY must be a real key")
+        elif self.s3_secret_access_key.get_secret_value():
             problems.append("ZAP_MEDIA_S3_SECRET_ACCESS_KEY must be a real key")
         return problems
 

@@ -159,3 +159,79 @@ def test_a_process_started_with_development_defaults_in_production_refuses(modul
     stderr = started.stderr.decode()
     assert "refusing to start in production" in stderr
     assert "DATABASE_URL must carry a real password" in stderr or "ALLOWED_HOSTS" in stderr
+
+
+# --- placeholders: the values a template or a tutorial ships with ------------------------
+
+PLACEHOLDERS = ["changeme", "CHANGEME", "change-me", "change_me", "replace-me", "placeholder"]
+
+
+@pytest.mark.parametrize("placeholder", [*PLACEHOLDERS, "changeme" * 8, "dev-only-" + "x" * 50])
+def test_a_placeholder_internal_secret_is_refused(placeholder: str) -> None:
+    with pytest.raises(ValidationError, match="ZAP_INTERNAL_SECRET"):
+        production(internal_secret=placeholder)
+
+
+@pytest.mark.parametrize("placeholder", [*PLACEHOLDERS, "secret", "redis"])
+def test_a_placeholder_redis_password_is_refused(placeholder: str) -> None:
+    with pytest.raises(ValidationError, match="ZAP_REDIS_URL"):
+        production(redis_url=f"redis://:{placeholder}@redis:6379/0")
+
+
+@pytest.mark.parametrize("placeholder", [*PLACEHOLDERS, "secret", "zap_graph"])
+def test_a_placeholder_database_password_is_refused(placeholder: str) -> None:
+    settings = GraphSettings(database_url=db_url(placeholder))
+    with pytest.raises(UnsafeForProduction, match="ZAP_GRAPH_DATABASE_URL must carry"):
+        settings.check_production(production())
+
+
+def media(**values: object) -> MediaSettings:
+    return MediaSettings.model_validate(
+        {
+            "database_url": db_url(DB_PASSWORD, "zap_media"),
+            "s3_endpoint_url": "https://s3.eu-west-1.amazonaws.com",
+            "cdn_base_url": "https://cdn.example.com",
+            "s3_access_key_id": "AKIA" + "Q" * 16,
+            "s3_secret_access_key": "s3-" + "k" * 37,
+            **values,
+        }
+    )
+
+
+def test_media_with_real_store_keys_passes() -> None:
+    media().check_production(production())
+    # No keys at all: the store's credentials come from the environment (an IAM role).
+    media(s3_access_key_id="", s3_secret_access_key="").check_production(production())
+
+
+@pytest.mark.parametrize(
+    "placeholder", [*PLACEHOLDERS, "zap-dev-access-key", "minioadmin", "AKIAIOSFODNN7EXAMPLE"]
+)
+def test_placeholder_store_access_key_ids_are_refused(placeholder: str) -> None:
+    with pytest.raises(UnsafeForProduction, match="ZAP_MEDIA_S3_ACCESS_KEY_ID must be"):
+        media(s3_access_key_id=placeholder).check_production(production())
+
+
+@pytest.mark.parametrize(
+    "placeholder",
+    [
+        *PLACEHOLDERS,
+        "",
+        "zap-dev-secret-key",
+        "minioadmin",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    ],
+)
+def test_placeholder_store_secret_keys_are_refused(placeholder: str) -> None:
+    with pytest.raises(UnsafeForProduction, match="ZAP_MEDIA_S3_SECRET_ACCESS_KEY must be"):
+        media(s3_secret_access_key=placeholder).check_production(production())
+
+
+def test_a_gateway_behind_an_ingress_must_name_the_ingress() -> None:
+    gateway(trusted_proxies=[]).check_production(production())  # clients connect directly
+    with pytest.raises(UnsafeForProduction, match="ZAP_GATEWAY_TRUSTED_PROXIES must name"):
+        gateway(behind_proxy=True, trusted_proxies=[]).check_production(production())
+    for everyone in (["0.0.0.0/0"], ["::/0"], ["10.0.0.0/8", "0.0.0.0/0"]):
+        with pytest.raises(UnsafeForProduction, match="ZAP_GATEWAY_TRUSTED_PROXIES must not"):
+            gateway(behind_proxy=True, trusted_proxies=everyone).check_production(production())
+    gateway(behind_proxy=True, trusted_proxies=["10.20.0.0/24"]).check_production(production())
