@@ -269,8 +269,9 @@ def check_production(
     service_settings: dict[str, type[ServiceSettings]],
     monkeypatch: pytest.MonkeyPatch,
     keys_dir: Path,
+    overlay: dict[str, str] | None = None,
 ) -> None:
-    env = settings_environment(deployment, k8s_resources, secret_value)
+    env = {**settings_environment(deployment, k8s_resources, secret_value), **(overlay or {})}
     with monkeypatch.context() as patch:
         for key in [k for k in os.environ if k.startswith("ZAP_")]:
             patch.delenv(key)
@@ -295,15 +296,39 @@ def test_templates_are_refused_and_real_secrets_pass_the_production_checklist(
     tmp_path: Path,
 ) -> None:
     write_new_key(tmp_path)  # what secret zap-auth-signing-keys holds
+    (overlay,) = [
+        doc["data"]
+        for field, path in kustomization_files(K8S / "overlays" / "production")
+        if field == "patches"
+        for doc in load_yaml_documents(path)
+        if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "zap-config"
+    ]
     for deployment in deployments.values():
         # As committed, the placeholders are refused...
         with pytest.raises(ValueError, match="refusing to start in production"):
             check_production(
                 deployment, k8s_resources, str, service_settings, monkeypatch, tmp_path
             )
-        # ...and with each replaced by a fresh secret, every check passes.
+        # ...and with each replaced by a fresh secret, in the production overlay (which names
+        # the ingress's addresses, which the base cannot know), every check passes.
         check_production(
-            deployment, k8s_resources, fresh_secret, service_settings, monkeypatch, tmp_path
+            deployment,
+            k8s_resources,
+            fresh_secret,
+            service_settings,
+            monkeypatch,
+            tmp_path,
+            overlay,
+        )
+    # The base alone leaves the gateway refusing to trust (or start behind) an unnamed ingress.
+    with pytest.raises(ValueError, match="ZAP_GATEWAY_TRUSTED_PROXIES must name"):
+        check_production(
+            deployments["gateway"],
+            k8s_resources,
+            fresh_secret,
+            service_settings,
+            monkeypatch,
+            tmp_path,
         )
 
 
