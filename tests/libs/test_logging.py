@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -38,12 +39,13 @@ def test_what_is_no_secret_is_left_alone() -> None:
 
 
 @pytest.fixture
-def output(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+def output(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     buffer = io.StringIO()
     monkeypatch.setattr("sys.stdout", buffer)
     configure_logging("test", "INFO")
     yield buffer
     structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
     logging.getLogger().handlers.clear()
 
 

@@ -12,7 +12,7 @@ from arq.constants import job_key_prefix, result_key_prefix
 from services.media.library.repository import MediaRepository
 from services.media.models import MediaStatus
 from services.media.object_store import owner_prefixes
-from services.media.processing.service import CANNOT_PROCESS, all_keys
+from services.media.processing.service import CANNOT_PROCESS, all_keys, transient
 from services.media.resources import JOB_QUEUE, MediaResources
 from services.media.uploads.service import PRESIGN_LIMIT_NAMESPACE, process_job_id
 from zapcore.jobs import enqueue
@@ -55,9 +55,15 @@ async def requeue_stuck(resources: MediaResources) -> int:
     fail, with a reason, those still processing after processing_give_up_after_seconds."""
     now = datetime.now(UTC)
     settings = resources.settings
-    await give_up_stuck(
-        resources, now - timedelta(seconds=settings.processing_give_up_after_seconds)
-    )
+    try:
+        await give_up_stuck(
+            resources, now - timedelta(seconds=settings.processing_give_up_after_seconds)
+        )
+    except Exception as error:
+        if not transient(error):
+            raise
+        # The store or the database is down: the next sweep gives up on them.
+        log.warning("media.give_up_failed", error=str(error)[:200])
     before = now - timedelta(seconds=settings.processing_retry_after_seconds)
     async with resources.db.read_only() as session:
         stuck = await MediaRepository(session).stuck_processing(before, SWEEP_BATCH)
