@@ -348,12 +348,15 @@ class Relay:
             await asyncio.sleep(min(left, check))
             try:
                 denied = await deny_list.is_denied(
-                    claims.token_id, claims.user_id, claims.issued_at
+                    claims.token_id, claims.user_id, claims.issued_at, claims.family_id
                 )
             except (RedisError, OSError):
                 continue  # Redis down: keep serving, as the REST routes do
             if denied:
-                raise Close(UNAUTHORIZED, "token revoked (logged out or account deleted)")
+                raise Close(
+                    UNAUTHORIZED,
+                    "token revoked (logged out, refresh token reused or account deleted)",
+                )
 
 
 def _is_ping(text: str) -> bool:

@@ -126,6 +126,20 @@ async def test_logout_and_account_deletion_close_open_sockets(
             assert "revoked" in reason
 
 
+async def test_reusing_a_refresh_token_closes_the_family_s_open_sockets(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    user = await make_user(client)
+    async with gateway(stack, ws_token_check_seconds=0.2) as url, live_socket(url, user) as live:
+        rotated = await client.post("/api/v1/auth/refresh/", json={"refresh": user.refresh})
+        assert rotated.status_code == 200, rotated.text
+        reused = await client.post("/api/v1/auth/refresh/", json={"refresh": user.refresh})
+        assert reused.status_code == 401, reused.text
+        code, reason = await live.closed(timeout=10)
+        assert code == 4401
+        assert "revoked" in reason
+
+
 # --- requests -------------------------------------------------------------------------------
 
 
