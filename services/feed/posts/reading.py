@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from services.feed.models import Comment
 from services.feed.posts.audience import Exclusions
-from services.feed.posts.repository import PostRepository, ViewedPost, visible_to
+from services.feed.posts.repository import PostReads, PostRepository, ViewedPost, visible_to
 from services.feed.posts.trending import Trending
 from services.feed.resources import FeedResources
 from zapcore.errors import InvalidArgument, NotFound
@@ -41,8 +41,8 @@ class Reading:
         pid = parse_id(post_id, "post_id")
         if exclusions is None:
             exclusions = await self._r.audience.exclusions(viewer_id)
-        async with self._r.db.read_only() as session:
-            found = (await PostRepository(session).viewed([pid], viewer_id)).get(pid)
+        async with self._r.db.driver_reads() as connection:
+            found = (await PostReads(connection).viewed([pid], viewer_id)).get(pid)
         if found is None or not self._shows(found, viewer_id, exclusions, direct=True):
             raise NotFound("post not found", reason="post-not-found")
         return found
@@ -65,8 +65,8 @@ class Reading:
         direct: bool = False,
     ) -> list[ViewedPost]:
         """The posts the viewer may see, in the order asked, in one query."""
-        async with self._r.db.read_only() as session:
-            found = await PostRepository(session).viewed(list(post_ids), viewer_id)
+        async with self._r.db.driver_reads() as connection:
+            found = await PostReads(connection).viewed(list(post_ids), viewer_id)
         return [
             found[pid]
             for pid in post_ids
