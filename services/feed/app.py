@@ -20,6 +20,8 @@ SERVICE_NAME = feed_pb2.DESCRIPTOR.services_by_name["FeedService"].full_name
 async def running(platform: PlatformSettings, settings: FeedSettings) -> AsyncIterator[GrpcServer]:
     """A configured, not yet started server; resources are released on exit."""
     resources = FeedResources.open(platform, settings)
+    # Home reads give the database half a second; the first connection alone can take that.
+    await resources.db.warm_up()
     server = GrpcServer(
         service_names=[SERVICE_NAME],
         signer=IdentitySigner(platform.internal_secret.get_secret_value()),

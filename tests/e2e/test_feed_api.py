@@ -11,6 +11,7 @@ from arq.connections import ArqRedis, RedisSettings
 
 from services.feed.resources import JOB_QUEUE
 from tests.e2e.feed_helpers import feed_sql, follow, home_ids, post, wait_in_home
+from tests.factories import TestUser as User
 from tests.factories import make_user
 from tests.support.problems import assert_problem
 from tests.support.stack import PULL_THRESHOLD, Stack
@@ -146,24 +147,39 @@ async def test_a_rerun_fanout_creates_nothing_twice(
     assert ids.count(created["id"]) == 1
 
 
+async def home_scores(client: httpx.AsyncClient, reader: User) -> dict[str, float]:
+    answer = await client.get("/api/v1/feed/home/", params={"limit": 100}, headers=reader.headers)
+    assert answer.status_code == 200, answer.text
+    return {entry["id"]: entry["score"] for entry in answer.json()["results"]}
+
+
 async def test_rescoring_reorders_the_feed_as_engagement_changes(
     client: httpx.AsyncClient, jobs: ArqRedis
 ) -> None:
     author, reader = await make_user(client), await make_user(client)
-    await follow(client, reader, author)
     older = await post(client, author, "the older post")
     newer = await post(client, author, "the newer post")
+    # Both arrive with the follow's backfill, scored once then (a fanout or a late backfill
+    # would score them again, with whatever engagement they had by then).
+    await follow(client, reader, author)
     await wait_in_home(client, reader, older["id"])
     await wait_in_home(client, reader, newer["id"])
-    assert (await home_ids(client, reader))[:2] == [newer["id"], older["id"]]
+    # Which of the two is first now depends on their ML scores (the trust factor): seconds
+    # apart, age barely separates them.
+    before = await home_scores(client, reader)
 
     fans = [await make_user(client) for _ in range(4)]
     for fan in fans:
         liked = await client.post(f"/api/v1/posts/{older['id']}/like/", headers=fan.headers)
         assert liked.status_code == 200
+    # Likes move no cached score (paging stays stable) until the rescoring runs.
+    assert await home_scores(client, reader) == before
     await run_job(jobs, "rescore_feeds")
 
     assert (await home_ids(client, reader))[:2] == [older["id"], newer["id"]]
+    after = await home_scores(client, reader)
+    # Five points instead of one: about five times the score it had.
+    assert after[older["id"]] > 4 * before[older["id"]]
 
 
 async def test_pages_neither_skip_nor_repeat_while_posts_arrive_and_scores_change(

@@ -34,6 +34,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
@@ -65,6 +66,16 @@ return 1
 """
 
 Entry = tuple[uuid.UUID, float]
+
+
+@dataclass(frozen=True)
+class Opening:
+    built: bool  # the feed was cached (and is renewed); else it has to be rebuilt
+    pull_due: bool  # this read claimed the pulled-authors merge
+    epoch: int
+    first: list[Entry]  # the best entries, as they were before any rebuild or merge
+
+
 ACTIVE_SHARDS = 16
 
 
@@ -99,13 +110,26 @@ class FeedCache:
         self._push = redis.register_script(_PUSH)
         self._rescore = redis.register_script(_RESCORE)
 
-    async def touch(self, user_id: uuid.UUID) -> bool:
-        """Renew an active user's cache; False when it has to be rebuilt."""
+    async def open_first_page(
+        self, user_id: uuid.UUID, count: int, pull_refresh_seconds: int
+    ) -> Opening:
+        """What a first page needs, in one round trip: renew the feed and mark the user
+        active, claim the pulled-authors merge (at most once per `pull_refresh_seconds`),
+        the epoch, and the first `count` entries."""
+        key = feed_key(user_id)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.expire(feed_key(user_id), self._ttl)
+            pipe.expire(key, self._ttl)
             pipe.zadd(active_key(user_id), {str(user_id): time.time()})
-            renewed, _ = await pipe.execute()
-        return bool(renewed)
+            pipe.set(_key(user_id, "pulled"), 1, ex=pull_refresh_seconds, nx=True)
+            pipe.get(_key(user_id, "epoch"))
+            pipe.zrevrangebyscore(key, "+inf", "-inf", start=0, num=count, withscores=True)
+            renewed, _, pull_due, epoch, rows = await pipe.execute()
+        return Opening(
+            built=bool(renewed),
+            pull_due=bool(pull_due),
+            epoch=int(epoch or 0),
+            first=_entries(rows),
+        )
 
     async def begin_rebuild(self, user_id: uuid.UUID) -> None:
         # Marked active and planted before the database is read (see the module docstring).
@@ -209,10 +233,6 @@ class FeedCache:
 
     async def is_paging(self, user_id: uuid.UUID) -> bool:
         return bool(await self._redis.exists(_key(user_id, "paging")))
-
-    async def claim_pull_refresh(self, user_id: uuid.UUID, seconds: int) -> bool:
-        """True at most once per `seconds` per user: time to merge pulled authors again."""
-        return bool(await self._redis.set(_key(user_id, "pulled"), 1, ex=seconds, nx=True))
 
     async def release_pull_refresh(self, user_id: uuid.UUID) -> None:
         """The merge that claimed the refresh failed: the next first page tries again."""

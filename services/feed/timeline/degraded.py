@@ -255,11 +255,13 @@ class PostViews:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for view in views:
-                    if view.liked_by_viewer or view.shared_by_viewer:
-                        # The viewer's own state is not the next reader's.
+                    if view.liked_by_viewer or view.shared_by_viewer or view.HasField("author"):
+                        # The viewer's own state is not the next reader's, and an author's
+                        # card is auth's (every read joins it afresh).
                         shared = feed_pb2.Post()
                         shared.CopyFrom(view)
                         shared.liked_by_viewer = shared.shared_by_viewer = False
+                        shared.ClearField("author")
                         view = shared
                     pipe.set(post_view_key(view.id), view.SerializeToString(), ex=self._ttl)
                 await pipe.execute()

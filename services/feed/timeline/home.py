@@ -25,7 +25,7 @@ from services.feed.posts.converters import post_to_proto
 from services.feed.posts.reading import Page, Reading
 from services.feed.resources import FeedResources
 from services.feed.timeline import ranking
-from services.feed.timeline.cache import Entry, feed_key
+from services.feed.timeline.cache import Entry, Opening, feed_key
 from services.feed.timeline.degraded import (
     DEGRADED_READS,
     DatabaseBudget,
@@ -69,6 +69,8 @@ class HomeFeed:
 
     async def read(self, viewer_id: uuid.UUID, cursor: str, limit: int) -> Page[feed_pb2.FeedEntry]:
         size = page_limit(limit)
+        # The first chunk of entries when it was read already (a first page's opening).
+        first: list[Entry] | None = None
         database = DatabaseBudget(self._circuit, self._budget())
         exclusions_task = asyncio.create_task(self._r.audience.exclusions(viewer_id))
         try:
@@ -78,9 +80,12 @@ class HomeFeed:
                 if key is None:
                     raise expired_cursor()
             else:
-                started, start = int(time.time()), None
-                await self._prepare(viewer_id, database)
-                epoch, key = await self._r.cache.epoch(viewer_id), feed_key(viewer_id)
+                started, start, key = int(time.time()), None, feed_key(viewer_id)
+                opening = await self._r.cache.open_first_page(viewer_id, size, PULL_REFRESH_SECONDS)
+                epoch, first = opening.epoch, opening.first
+                if await self._prepare(viewer_id, opening, database):
+                    # Rebuilt or merged into: what the opening read is out of date.
+                    epoch, first = await self._r.cache.epoch(viewer_id), None
             exclusions = await exclusions_task
         finally:
             if not exclusions_task.done():
@@ -90,7 +95,7 @@ class HomeFeed:
         if database.usable:
             try:
                 fresh = self._from_database(viewer_id, exclusions, database)
-                collected = await self._collect(key, start, size, fresh)
+                collected = await self._collect(key, start, size, fresh, first)
             except DatabaseUnavailable:
                 collected = None
             else:
@@ -99,7 +104,7 @@ class HomeFeed:
         degraded = collected is None
         if collected is None:
             cached = _CachedViews(self._r, viewer_id, exclusions)
-            collected = await self._collect(key, start, size, cached)
+            collected = await self._collect(key, start, size, cached, first)
             if collected.seen and not cached.found and start is None:
                 # The feed has posts but none of them is cached: an empty page would lie.
                 DEGRADED_READS.labels("unavailable").inc()
@@ -128,13 +133,22 @@ class HomeFeed:
         return shown
 
     async def _collect(
-        self, key: str, after: Entry | None, size: int, hydrate: Hydrate
+        self,
+        key: str,
+        after: Entry | None,
+        size: int,
+        hydrate: Hydrate,
+        first: list[Entry] | None = None,
     ) -> _Collected:
-        """Up to `size` visible entries after `after`, a chunk of the cached feed at a time."""
+        """Up to `size` visible entries after `after`, a chunk of the cached feed at a time
+        (the first chunk given when it was read already)."""
         collected = _Collected()
-        for _ in range(_MAX_CHUNKS):
+        for chunk in range(_MAX_CHUNKS):
             wanted = size - len(collected.shown)
-            entries = await self._r.cache.page(key, after, wanted)
+            if chunk == 0 and first is not None:
+                entries = first
+            else:
+                entries = await self._r.cache.page(key, after, wanted)
             collected.exhausted = len(entries) < wanted
             if not entries:
                 break
@@ -202,10 +216,14 @@ class HomeFeed:
             raise expired_cursor()
         return started, epoch, after
 
-    async def _prepare(self, viewer_id: uuid.UUID, database: DatabaseBudget) -> None:
-        """Make sure the cached feed exists, and merge pulled authors in when due. Without
-        the database a cached feed is read as it is, and a missing one cannot be served."""
-        if not await self._r.cache.touch(viewer_id):
+    async def _prepare(
+        self, viewer_id: uuid.UUID, opening: Opening, database: DatabaseBudget
+    ) -> bool:
+        """Make sure the cached feed exists, and merge pulled authors in when due; True when
+        either changed the feed. Without the database a cached feed is read as it is, and a
+        missing one cannot be served."""
+        changed = False
+        if not opening.built:
             try:
                 if not database.usable:
                     raise DatabaseUnavailable
@@ -213,16 +231,21 @@ class HomeFeed:
             except DatabaseUnavailable:
                 DEGRADED_READS.labels("unavailable").inc()
                 raise feed_unavailable(self._r.settings.home_db_retry_seconds) from None
-        if database.usable and await self._r.cache.claim_pull_refresh(
-            viewer_id, PULL_REFRESH_SECONDS
-        ):
+            changed = True
+        if opening.pull_due:
+            if not database.usable:
+                await self._r.cache.release_pull_refresh(viewer_id)  # the next read tries
+                return changed
             try:
                 pulled = await self._pulled(viewer_id, database)
             except DatabaseUnavailable:
                 await self._r.cache.release_pull_refresh(viewer_id)
-                return
-            paging = await self._r.cache.is_paging(viewer_id)
-            await self._r.cache.fill(viewer_id, pulled, replace=not paging)
+                return changed
+            if pulled:
+                paging = await self._r.cache.is_paging(viewer_id)
+                await self._r.cache.fill(viewer_id, pulled, replace=not paging)
+                changed = True
+        return changed
 
     async def rebuild(self, viewer_id: uuid.UUID, database: DatabaseBudget) -> None:
         """A returning user's cache, from their materialised feed in the database."""
