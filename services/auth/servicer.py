@@ -10,7 +10,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from services.auth.accounts.converters import account_to_proto, user_to_proto
-from services.auth.accounts.repository import UserRepository
+from services.auth.accounts.repository import AccountReads, UserRepository
 from services.auth.accounts.service import AccountService, ProfileChanges, Registration
 from services.auth.deletion.cascade import announce
 from services.auth.deletion.repository import DeletionRepository
@@ -18,7 +18,13 @@ from services.auth.resources import AuthResources
 from services.auth.tokens.converters import tokens_to_proto
 from services.auth.tokens.service import TokenService
 from zap.auth.v1 import auth_pb2, auth_pb2_grpc
-from zapcore.errors import InvalidArgument, PermissionDenied, Unauthenticated, Unavailable
+from zapcore.errors import (
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+)
 from zapcore.identity import current_identity, require_user, require_user_id
 from zapcore.ids import parse_id, parse_ids
 from zapcore.logging import get_logger
@@ -167,9 +173,11 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.GetAccountRequest, context: Context
     ) -> auth_pb2.GetAccountResponse:
         user_id = require_user_id()
-        async with self._r.db.read_only() as session:
-            user = await AccountService(session, self._r.hasher).get_active(user_id)
-        return auth_pb2.GetAccountResponse(account=account_to_proto(user))
+        async with self._r.db.driver_reads() as connection:
+            account = await AccountReads(connection).active(user_id)
+        if account is None:
+            raise NotFound("no such user", reason="user-not-found")
+        return auth_pb2.GetAccountResponse(account=account_to_proto(account))
 
     async def UpdateProfile(
         self, request: auth_pb2.UpdateProfileRequest, context: Context

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.auth.accounts.repository import AccountRecord
 from services.auth.models import AccountState, Role, User
 from zap.auth.v1 import auth_pb2
 from zapcore.timestamps import to_timestamp
@@ -17,7 +18,7 @@ STATE_TO_PROTO = {
 }
 
 
-def user_to_proto(user: User) -> auth_pb2.User:
+def user_to_proto(user: User | AccountRecord) -> auth_pb2.User:
     return auth_pb2.User(
         id=str(user.id),
         username=user.username,
@@ -28,7 +29,7 @@ def user_to_proto(user: User) -> auth_pb2.User:
     )
 
 
-def account_to_proto(user: User) -> auth_pb2.Account:
+def account_to_proto(user: User | AccountRecord) -> auth_pb2.Account:
     return auth_pb2.Account(
         user=user_to_proto(user),
         email=user.email,

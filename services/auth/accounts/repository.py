@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
+import asyncpg
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -107,3 +109,37 @@ class UserRepository:
                 deleted_at=at,
             )
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    """An account as the hot reads read it: plain values, no ORM state."""
+
+    id: uuid.UUID
+    email: str
+    username: str
+    display_name: str
+    bio: str
+    avatar_url: str
+    role: str
+    state: str
+    created_at: datetime
+
+
+_ACTIVE_ACCOUNT = """
+SELECT id, email, username, display_name, bio, avatar_url, role, state, created_at
+FROM users
+WHERE id = $1 AND state = $2
+"""
+
+
+class AccountReads:
+    """The signed-in user's own account (GET /auth/me/, on every app start) on asyncpg
+    itself: a tenth of the CPU of the same read through the ORM (Database.driver_reads)."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._c = connection
+
+    async def active(self, user_id: uuid.UUID) -> AccountRecord | None:
+        row = await self._c.fetchrow(_ACTIVE_ACCOUNT, user_id, AccountState.ACTIVE.value)
+        return None if row is None else AccountRecord(*row)
