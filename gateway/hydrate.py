@@ -68,10 +68,12 @@ async def ready_media(media: MediaClient, media_ids: Iterable[str]) -> dict[str,
 async def posts(
     auth: AuthClient, media: MediaClient, items: Sequence[feed_pb2.Post]
 ) -> list[PostOut]:
+    """Feed sends the authors' cards it has; GetUsers only for posts without one."""
     people, images = await asyncio.gather(
-        authors(auth, (p.author_id for p in items)),
+        authors(auth, (p.author_id for p in items if not p.HasField("author"))),
         ready_media(media, (m for p in items for m in p.media_ids)),
     )
+    people.update((p.author_id, p.author) for p in items if p.HasField("author"))
     return [
         PostOut.from_proto(p, people[p.author_id], images) for p in items if p.author_id in people
     ]

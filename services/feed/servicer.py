@@ -51,13 +51,18 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         self, request: feed_pb2.GetPostRequest, context: Context
     ) -> feed_pb2.GetPostResponse:
         viewed = await self._reading.post(request.post_id, _viewer())
-        return feed_pb2.GetPostResponse(post=post_to_proto(viewed))
+        post = post_to_proto(viewed)
+        await self._r.authors.attach([post])
+        return feed_pb2.GetPostResponse(post=post)
 
     async def GetPosts(
         self, request: feed_pb2.GetPostsRequest, context: Context
     ) -> feed_pb2.GetPostsResponse:
-        posts = await self._reading.posts(list(request.post_ids), _viewer())
-        return feed_pb2.GetPostsResponse(posts=[post_to_proto(p) for p in posts])
+        posts = [
+            post_to_proto(p) for p in await self._reading.posts(list(request.post_ids), _viewer())
+        ]
+        await self._r.authors.attach(posts)
+        return feed_pb2.GetPostsResponse(posts=posts)
 
     async def DeletePost(
         self, request: feed_pb2.DeletePostRequest, context: Context
@@ -117,8 +122,10 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         page = await self._reading.user_posts(
             request.user_id, _viewer(), request.page.cursor, request.page.limit
         )
+        posts = [post_to_proto(p) for p in page.items]
+        await self._r.authors.attach(posts)
         return feed_pb2.GetUserPostsResponse(
-            posts=[post_to_proto(p) for p in page.items],
+            posts=posts,
             page=common_pb2.PageInfo(next_cursor=page.next_cursor),
         )
 
@@ -130,8 +137,10 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
             page = await self._reading.hashtag(request.hashtag, viewer, cursor, limit)
         else:
             page = await self._reading.trending(viewer, cursor, limit)
+        posts = [post_to_proto(p) for p in page.items]
+        await self._r.authors.attach(posts)
         return feed_pb2.GetExploreResponse(
-            posts=[post_to_proto(p) for p in page.items],
+            posts=posts,
             page=common_pb2.PageInfo(next_cursor=page.next_cursor),
         )
 

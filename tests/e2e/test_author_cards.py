@@ -41,3 +41,30 @@ async def test_a_profile_change_shows_on_the_next_home_read(
         "A New Name",
         "https://cdn.example/a.png",
     )
+
+
+async def test_every_post_read_shows_a_profile_change_at_once(client: httpx.AsyncClient) -> None:
+    author, reader = await make_user(client), await make_user(client)
+    written = await post(client, author, "read me everywhere #cardsalike")
+
+    def authors_of(answer: httpx.Response) -> list[Any]:
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        posts = body.get("results", [body])
+        return [p["author"] for p in posts if p["id"] == written["id"]]
+
+    reads = (
+        f"/api/v1/posts/{written['id']}/",
+        f"/api/v1/users/{author.id}/posts/",
+        "/api/v1/feed/explore/?hashtag=cardsalike",
+    )
+    for path in reads:  # the cards are cached now
+        assert authors_of(await client.get(path, headers=reader.headers))[0]["id"] == author.id
+
+    changed = await client.patch(
+        "/api/v1/auth/me/", json={"display_name": "Renamed"}, headers=author.headers
+    )
+    assert changed.status_code == 200, changed.text
+    for path in reads:
+        [shown] = authors_of(await client.get(path, headers=reader.headers))
+        assert (shown["id"], shown["display_name"]) == (author.id, "Renamed"), path

@@ -3,12 +3,13 @@ asked only for the cards it has not filled yet (zapcore.user_cards)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
 from zap.auth.v1 import auth_pb2
+from zap.feed.v1 import feed_pb2
 from zapcore.user_cards import Cards, UserCards
 
 if TYPE_CHECKING:
@@ -38,3 +39,12 @@ class Authors:
             answer = await self._auth.GetUsers(auth_pb2.GetUsersRequest(user_ids=batch))
             known.found.update((user.id, user) for user in answer.users)
         return known.found
+
+    async def attach(self, posts: Sequence[feed_pb2.Post]) -> None:
+        """Set each post's author card where the account can be shown; callers leave out
+        (or look up again) a post left without one."""
+        cards = await self.cards(post.author_id for post in posts)
+        for post in posts:
+            card = cards.get(post.author_id)
+            if card is not None:
+                post.author.CopyFrom(card)
