@@ -141,6 +141,10 @@ async def run_stack(
         # Low, so that tests can make an author who is pulled instead of pushed.
         "graph": {"fanout_threshold": PULL_THRESHOLD},
         "media": {"s3_endpoint_url": object_store_url},
+        # Every service, worker and the tests share one event loop here, so a stall anywhere
+        # (a traceback rendered, a burst of scoring) counts against a home read's half-second
+        # database budget and gives a spurious 503; the budget's own tests set their own.
+        "feed": {"home_db_budget_seconds": 2.0},
     }
     settings = {
         name: service_settings(
