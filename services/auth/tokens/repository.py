@@ -43,6 +43,14 @@ class RefreshTokenRepository:
         )
         await self._session.flush()
 
+    async def hold(self, token_id: uuid.UUID) -> None:
+        """Until this transaction ends, nobody else presents this refresh token: concurrent
+        replays are judged one after the other (the first rotates, the others find it spent
+        and revoke the family) instead of deadlocking on the family's rows."""
+        await self._session.execute(
+            select(func.pg_advisory_xact_lock(func.hashtextextended(str(token_id), 0)))
+        )
+
     async def spend(self, token_id: uuid.UUID, now: datetime) -> TokenOwner | None:
         """Mark a live token used, atomically; None when it is unknown, spent, revoked or expired."""
         result = await self._session.execute(

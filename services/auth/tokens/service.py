@@ -110,6 +110,7 @@ class TokenService:
     async def rotate(self, refresh_token: str) -> Rotation:
         """Spend a refresh token for a new pair; a token presented twice revokes its family."""
         token_id = self._refresh_id(refresh_token)
+        await self._tokens.hold(token_id)
         now = datetime.now(UTC)
         spent = await self._tokens.spend(token_id, now)
         if spent is None:
