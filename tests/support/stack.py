@@ -94,6 +94,9 @@ async def serve_gateway(
         lifespan="on",
         loop="none",
         http="httptools",
+        # A socket whose handler does not end must not hold the test run: after this long
+        # uvicorn cancels what is left (it waits for ever by default).
+        timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
