@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import asyncpg
+import sqlalchemy.exc
 from sqlalchemy import MetaData
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
@@ -42,6 +43,37 @@ log = get_logger(__name__)
 def service_metadata() -> MetaData:
     """A fresh MetaData for one service's models, with ZAP's naming convention."""
     return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# SQLSTATE classes that say "the database cannot answer now", not "this query is wrong":
+# 08 connection exception, 53 insufficient resources (too many connections, out of memory),
+# 57 operator intervention (statement timeout, admin shutdown, cannot connect now).
+_UNAVAILABLE_CLASSES = ("08", "53", "57")
+# object_not_in_prerequisite_state: what connecting to a database closed to connections says.
+_NOT_ACCEPTING_CONNECTIONS = "55000"
+
+
+def database_unavailable(error: BaseException, also: tuple[type[BaseException], ...] = ()) -> bool:
+    """Whether an error means the database could not answer (down, unreachable, refusing
+    connections, overloaded, too slow) rather than a bug or a bad query; `also` names other
+    passing failures the caller treats alike (an object store's, say)."""
+    current: BaseException | None = error
+    for _ in range(8):  # SQLAlchemy's error, the driver adapter's, the driver's own
+        if current is None:
+            return False
+        if isinstance(current, (*also, TimeoutError, OSError, sqlalchemy.exc.TimeoutError)):
+            return True
+        if isinstance(current, sqlalchemy.exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, sqlalchemy.exc.OperationalError):
+            return True
+        state = getattr(current, "sqlstate", None)
+        if isinstance(state, str) and (
+            state[:2] in _UNAVAILABLE_CLASSES or state == _NOT_ACCEPTING_CONNECTIONS
+        ):
+            return True
+        current = current.__cause__ or getattr(current, "orig", None)
+    return False
 
 
 class ConnectionLost(ConnectionError):

@@ -51,7 +51,6 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 
-import sqlalchemy.exc
 from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -60,6 +59,7 @@ from services.feed.posts.audience import Exclusions
 from services.feed.timeline.cache import post_gone_key, post_view_key
 from zap.common.v1 import common_pb2
 from zap.feed.v1 import feed_pb2
+from zapcore.db import database_unavailable
 from zapcore.errors import Unavailable
 from zapcore.logging import get_logger
 
@@ -82,38 +82,9 @@ POST_VIEW_WRITES = Counter(
 # write their views a moment after it) finish within seconds, not an hour.
 _GONE_MARGIN_SECONDS = 3600
 
-# SQLSTATE classes that say "the database cannot answer now", not "this query is wrong":
-# 08 connection exception, 53 insufficient resources (too many connections, out of memory),
-# 57 operator intervention (statement timeout, admin shutdown, cannot connect now).
-_UNAVAILABLE_CLASSES = ("08", "53", "57")
-# object_not_in_prerequisite_state: what connecting to a database closed to connections says.
-_NOT_ACCEPTING_CONNECTIONS = "55000"
-
 
 class DatabaseUnavailable(Exception):
     """The feed database did not answer a read in time (see `database_unavailable`)."""
-
-
-def database_unavailable(error: BaseException) -> bool:
-    """Whether an error means the database could not answer (down, unreachable, refusing
-    connections, overloaded, too slow) rather than a bug or a bad query."""
-    current: BaseException | None = error
-    for _ in range(8):  # SQLAlchemy's error, the driver adapter's, the driver's own
-        if current is None:
-            return False
-        if isinstance(current, TimeoutError | OSError | sqlalchemy.exc.TimeoutError):
-            return True
-        if isinstance(current, sqlalchemy.exc.DBAPIError) and current.connection_invalidated:
-            return True
-        if isinstance(current, sqlalchemy.exc.OperationalError):
-            return True
-        state = getattr(current, "sqlstate", None)
-        if isinstance(state, str) and (
-            state[:2] in _UNAVAILABLE_CLASSES or state == _NOT_ACCEPTING_CONNECTIONS
-        ):
-            return True
-        current = current.__cause__ or getattr(current, "orig", None)
-    return False
 
 
 def feed_unavailable(retry_after_seconds: float) -> Unavailable:

@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-import sqlalchemy.exc
 from arq import Retry
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
@@ -23,6 +22,7 @@ from services.media.object_store import ObjectChanged, ObjectMissing, ObjectTooL
 from services.media.processing.images import OUTPUT_KIND, VARIANT_ORDER, ImageRejected
 from services.media.processing.pool import RenderPool
 from services.media.resources import MediaResources
+from zapcore.db import database_unavailable
 from zapcore.logging import get_logger
 
 log = get_logger(__name__)
@@ -33,33 +33,12 @@ CANNOT_PROCESS = "the image could not be processed; upload it again"
 # later each time; past them, the upkeep queues the media again, until it gives up on it.
 MAX_TRIES = 5
 _TRANSIENT = (BotoCoreError, ClientError, OSError)
-# SQLSTATE classes of a database that cannot answer now: connection exception, insufficient
-# resources, operator intervention (shutting down, terminated, cancelled by statement timeout).
-_UNAVAILABLE_CLASSES = ("08", "53", "57")
-# object_not_in_prerequisite_state: what connecting to a database closed to connections says.
-_NOT_ACCEPTING_CONNECTIONS = "55000"
 
 
 def transient(error: BaseException) -> bool:
     """Whether a failure may pass by itself (the store or the database down, unreachable,
     overloaded, too slow), rather than being a bug or a bad file."""
-    current: BaseException | None = error
-    for _ in range(8):  # SQLAlchemy's error, the driver adapter's, the driver's own
-        if current is None:
-            return False
-        if isinstance(current, (*_TRANSIENT, TimeoutError, sqlalchemy.exc.TimeoutError)):
-            return True
-        if isinstance(current, sqlalchemy.exc.DBAPIError) and current.connection_invalidated:
-            return True
-        if isinstance(current, sqlalchemy.exc.OperationalError):
-            return True
-        state = getattr(current, "sqlstate", None)
-        if isinstance(state, str) and (
-            state[:2] in _UNAVAILABLE_CLASSES or state == _NOT_ACCEPTING_CONNECTIONS
-        ):
-            return True
-        current = current.__cause__ or getattr(current, "orig", None)
-    return False
+    return database_unavailable(error, also=_TRANSIENT)
 
 
 class Processing:
