@@ -65,15 +65,24 @@ async def ready_media(media: MediaClient, media_ids: Iterable[str]) -> dict[str,
     }
 
 
-async def posts(
+async def _people_and_media(
     auth: AuthClient, media: MediaClient, items: Sequence[feed_pb2.Post]
-) -> list[PostOut]:
-    """Feed sends the authors' cards it has; GetUsers only for posts without one."""
+) -> tuple[dict[str, auth_pb2.User], dict[str, media_pb2.Media]]:
+    """The posts' authors and ready images. Feed sends the authors' cards it has; GetUsers
+    only for posts without one (a gone account, or a feed not yet sending cards during a
+    rolling upgrade)."""
     people, images = await asyncio.gather(
         authors(auth, (p.author_id for p in items if not p.HasField("author"))),
         ready_media(media, (m for p in items for m in p.media_ids)),
     )
     people.update((p.author_id, p.author) for p in items if p.HasField("author"))
+    return people, images
+
+
+async def posts(
+    auth: AuthClient, media: MediaClient, items: Sequence[feed_pb2.Post]
+) -> list[PostOut]:
+    people, images = await _people_and_media(auth, media, items)
     return [
         PostOut.from_proto(p, people[p.author_id], images) for p in items if p.author_id in people
     ]
@@ -82,14 +91,8 @@ async def posts(
 async def feed_entries(
     auth: AuthClient, media: MediaClient, entries: Sequence[feed_pb2.FeedEntry]
 ) -> list[dict[str, Any]]:
-    """Rendered entries (gateway.render). Feed sends each entry with its author's card;
-    GetUsers only for entries without one (a feed that does not send cards yet, during a
-    rolling upgrade)."""
-    people, images = await asyncio.gather(
-        authors(auth, (e.post.author_id for e in entries if not e.post.HasField("author"))),
-        ready_media(media, (m for e in entries for m in e.post.media_ids)),
-    )
-    people.update((e.post.author_id, e.post.author) for e in entries if e.post.HasField("author"))
+    """Rendered entries (gateway.render)."""
+    people, images = await _people_and_media(auth, media, [e.post for e in entries])
     return [
         render.feed_entry(e, people[e.post.author_id], images)
         for e in entries

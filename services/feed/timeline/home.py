@@ -123,14 +123,8 @@ class HomeFeed:
     async def _with_authors(self, entries: list[feed_pb2.FeedEntry]) -> list[feed_pb2.FeedEntry]:
         """Each entry with its author's card; one whose author's account is gone is left out,
         so it vanishes from every read at once."""
-        cards = await self._r.authors.cards(entry.post.author_id for entry in entries)
-        shown = []
-        for entry in entries:
-            card = cards.get(entry.post.author_id)
-            if card is not None:
-                entry.post.author.CopyFrom(card)
-                shown.append(entry)
-        return shown
+        await self._r.authors.attach([entry.post for entry in entries])
+        return [entry for entry in entries if entry.post.HasField("author")]
 
     async def _collect(
         self,
