@@ -51,6 +51,8 @@ class Post(Base):
     moderation_source_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Bumped by a trigger on every update (migration 0005); what post cards are fenced by.
+    version: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
     __table_args__ = (
         Index(

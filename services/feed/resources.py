@@ -13,9 +13,11 @@ from redis.asyncio import Redis
 from services.feed.models import EVENT_OUTBOX
 from services.feed.posts.audience import Audience
 from services.feed.posts.authors import Authors
+from services.feed.posts.cards import PostCards
+from services.feed.posts.engagement import Engagement
+from services.feed.posts.hydration import Hydration
 from services.feed.settings import FeedSettings
 from services.feed.timeline.cache import FeedCache
-from services.feed.timeline.degraded import PostViews
 from zap.auth.v1 import auth_pb2
 from zap.graph.v1 import graph_pb2
 from zap.media.v1 import media_pb2
@@ -55,7 +57,9 @@ class FeedResources:
     redis: Redis
     jobs: ArqRedis
     cache: FeedCache
-    post_views: PostViews
+    cards: PostCards
+    engagement: Engagement
+    hydration: Hydration
     events: EventPublisher
     outbox: Outbox
     cursors: CursorCodec
@@ -77,6 +81,17 @@ class FeedResources:
         events = EventPublisher(redis, producer="feed")
         graph = GraphClient(peers.channel(platform.graph_target, graph_pb2.DESCRIPTOR))
         auth = AuthClient(peers.channel(platform.auth_target, auth_pb2.DESCRIPTOR))
+        cards = PostCards(
+            redis,
+            ttl_seconds=settings.post_card_ttl_seconds,
+            refresh_seconds=settings.post_card_refresh_seconds,
+        )
+        engagement = Engagement(
+            redis,
+            window_days=settings.engagement_window_days,
+            max_entries=settings.engagement_max_entries,
+            ttl_seconds=settings.engagement_ttl_seconds,
+        )
         return cls(
             platform=platform,
             settings=settings,
@@ -90,13 +105,9 @@ class FeedResources:
                 ttl_seconds=settings.active_window_seconds,
                 paging_ttl_seconds=settings.paging_ttl_seconds,
             ),
-            post_views=PostViews(
-                redis,
-                ttl_seconds=settings.post_view_ttl_seconds,
-                rewrite_seconds=settings.post_view_rewrite_seconds,
-                memo_size=settings.post_view_memo_size,
-                max_pending_writes=settings.post_view_max_pending_writes,
-            ),
+            cards=cards,
+            engagement=engagement,
+            hydration=Hydration(db, redis, cards, engagement),
             events=events,
             outbox=Outbox(EVENT_OUTBOX, db, events, producer="feed"),
             cursors=CursorCodec(secret, "feed"),
@@ -120,7 +131,6 @@ class FeedResources:
     async def close(self) -> None:
         if self._background:
             await asyncio.wait(self._background, timeout=5)
-        await self.post_views.close()
         await self.outbox.close()
         await self.peers.close()
         await self.db.dispose()

@@ -17,7 +17,6 @@ from zap.common.v1 import common_pb2
 from zap.feed.v1 import feed_pb2, feed_pb2_grpc
 from zapcore.errors import PermissionDenied
 from zapcore.identity import current_identity, require_user_id
-from zapcore.ids import parse_id
 from zapcore.pagination import page_limit
 
 Context = Any  # grpc.aio.ServicerContext; the interceptor has already bound identity and trace
@@ -50,17 +49,14 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
     async def GetPost(
         self, request: feed_pb2.GetPostRequest, context: Context
     ) -> feed_pb2.GetPostResponse:
-        viewed = await self._reading.post(request.post_id, _viewer())
-        post = post_to_proto(viewed)
+        post = await self._reading.post(request.post_id, _viewer())
         await self._r.authors.attach([post])
         return feed_pb2.GetPostResponse(post=post)
 
     async def GetPosts(
         self, request: feed_pb2.GetPostsRequest, context: Context
     ) -> feed_pb2.GetPostsResponse:
-        posts = [
-            post_to_proto(p) for p in await self._reading.posts(list(request.post_ids), _viewer())
-        ]
+        posts = await self._reading.posts(list(request.post_ids), _viewer())
         await self._r.authors.attach(posts)
         return feed_pb2.GetPostsResponse(posts=posts)
 
@@ -68,7 +64,6 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         self, request: feed_pb2.DeletePostRequest, context: Context
     ) -> feed_pb2.DeletePostResponse:
         await self._posting.delete_post(request.post_id, require_user_id())
-        await self._home.withdraw([parse_id(request.post_id, "post_id")])
         return feed_pb2.DeletePostResponse()
 
     async def LikePost(
@@ -122,7 +117,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         page = await self._reading.user_posts(
             request.user_id, _viewer(), request.page.cursor, request.page.limit
         )
-        posts = [post_to_proto(p) for p in page.items]
+        posts = page.items
         await self._r.authors.attach(posts)
         return feed_pb2.GetUserPostsResponse(
             posts=posts,
@@ -137,7 +132,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
             page = await self._reading.hashtag(request.hashtag, viewer, cursor, limit)
         else:
             page = await self._reading.trending(viewer, cursor, limit)
-        posts = [post_to_proto(p) for p in page.items]
+        posts = page.items
         await self._r.authors.attach(posts)
         return feed_pb2.GetExploreResponse(
             posts=posts,
@@ -162,8 +157,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
                 reason="moderation-service-only",
             )
         # What readers now see, which is not what a score asked for when a human decided.
-        visibility = await apply_moderation(self._r, request)
-        await self._home.moderated(request.content_kind, request.content_id, visibility)
+        await apply_moderation(self._r, request)
         return feed_pb2.SetModerationStateResponse()
 
     async def ExportUserData(

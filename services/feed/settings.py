@@ -32,13 +32,16 @@ class FeedSettings(ServiceSettings):
     home_db_budget_seconds: float = Field(default=0.5, gt=0)
     # After the database failed a home read, reads skip it this long, then one read probes it.
     home_db_retry_seconds: float = Field(default=2.0, ge=0)
-    # Post views kept in Redis for degraded reads: how long one lives, how often one process
-    # rewrites the same post (refreshing its counters and TTL), how many post ids a process
-    # remembers writing, and how many background writes may be pending (beyond, skipped).
-    post_view_ttl_seconds: int = Field(default=86400, ge=60)
-    post_view_rewrite_seconds: float = Field(default=300, gt=0)
-    post_view_memo_size: int = Field(default=50_000, ge=0)
-    post_view_max_pending_writes: int = Field(default=64, ge=1)
+    # Post cards in Redis (posts/cards.py): a card is read without asking the database this
+    # long after it was written (the bound on a card left stale by a lost write), and kept
+    # this long after its last write for degraded reads.
+    post_card_refresh_seconds: float = Field(default=60, gt=0)
+    post_card_ttl_seconds: int = Field(default=86400, ge=60)
+    # A viewer's likes and shares in Redis (posts/engagement.py): of the posts created in the
+    # last `window_days`, at most `max_entries` of each; an entry lives `ttl_seconds`.
+    engagement_window_days: int = Field(default=14, ge=1)
+    engagement_max_entries: int = Field(default=2000, ge=1)
+    engagement_ttl_seconds: int = Field(default=3600, ge=60)
     # Posts of pulled (above-threshold) authors considered at read time.
     pull_window_hours: int = Field(default=72, ge=1)
     pull_max_posts: int = Field(default=200, ge=1)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from services.feed.models import Comment, Post
-from services.feed.posts.repository import PostRepository
+from services.feed.posts.repository import PostRepository, changed_posts
 from services.feed.resources import FeedResources
 from zap.common.v1 import common_pb2
 from zap.feed.v1 import feed_pb2
+from zapcore.db import after_commit
 from zapcore.errors import InvalidArgument, NotFound
 from zapcore.ids import parse_id
 
@@ -46,6 +47,8 @@ async def apply_moderation(
         visibility = await PostRepository(session).set_moderation(
             table, content_id, values, request.source_id
         )
+        changed = changed_posts(session)
+        after_commit(session, lambda: resources.cards.after_change(floors=changed, strict=True))
     if visibility is None:
         raise NotFound("content not found", reason="content-not-found")
     return visibility

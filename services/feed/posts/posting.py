@@ -12,7 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.feed.models import Comment, Post
 from services.feed.posts.audience import NOBODY, Exclusions
-from services.feed.posts.repository import PostRepository, ViewedPost, visible_to
+from services.feed.posts.cards import Offer
+from services.feed.posts.converters import post_to_proto
+from services.feed.posts.repository import (
+    PostRepository,
+    ViewedPost,
+    changed_posts,
+    visible_to,
+)
 from services.feed.posts.scoring import request_score
 from services.feed.posts.text import hashtags, mentioned_usernames, normalise_content
 from services.feed.resources import JOB_QUEUE, FeedResources
@@ -92,11 +99,15 @@ class Posting:
             post = await store.get_for_update(pid)
             if post is None or not visible_to(post, user_id):
                 if post is not None and post.deleted_at is not None and post.author_id == user_id:
-                    return  # deleting twice is harmless
+                    # Deleting twice is harmless, and a retry after a cache failure writes
+                    # the gone card again.
+                    self._gone_after_commit(session, pid, post.version)
+                    return
                 raise NotFound("post not found", reason="post-not-found")
             if post.author_id != user_id:
                 raise PermissionDenied("only the author may delete a post", reason="not-author")
-            await store.soft_delete(post, datetime.now(UTC))
+            version = await store.soft_delete(post, datetime.now(UTC))
+            self._gone_after_commit(session, pid, version)
             # Its media leave the store with it (media's consumer), unless another live post
             # of the author still shows them.
             shown = await store.media_still_shown(post)
@@ -118,6 +129,10 @@ class Posting:
             else:
                 changed = await store.remove_like(post, user_id)
             await session.refresh(post)
+            if changed:
+                # Built now: the row's attributes are not to be read after the commit.
+                card = [Offer(post.id, post.version, post_to_proto(ViewedPost(post)))]
+                after_commit(session, lambda: self._engaged(user_id, offers=card))
             if changed and liked:
                 event = events_pb2.Liked(
                     user_id=str(user_id), post_id=str(pid), post_author_id=str(post.author_id)
@@ -131,6 +146,8 @@ class Posting:
         async with self._r.db.unit_of_work() as session:
             post = await self._visible_post(session, pid, user_id, exclusions)
             if await PostRepository(session).add_share(post, user_id):
+                changed = changed_posts(session)
+                after_commit(session, lambda: self._engaged(user_id, floors=changed))
                 event = events_pb2.Shared(
                     user_id=str(user_id), post_id=str(pid), post_author_id=str(post.author_id)
                 )
@@ -155,6 +172,8 @@ class Posting:
                 created_at=datetime.now(UTC),
             )
             await PostRepository(session).add_comment(comment, post)
+            changed = changed_posts(session)
+            after_commit(session, lambda: self._r.cards.after_change(floors=changed))
             event = events_pb2.Commented(
                 comment_id=str(comment.id),
                 user_id=str(user_id),
@@ -167,6 +186,21 @@ class Posting:
             )
             await self._stage_mentions(session, user_id, mentions, pid, comment.id)
         return comment
+
+    def _gone_after_commit(self, session: AsyncSession, post_id: uuid.UUID, version: int) -> None:
+        gone = [Offer(post_id, version, None)]
+        after_commit(session, lambda: self._r.cards.after_change(gone, strict=True))
+
+    async def _engaged(
+        self,
+        user_id: uuid.UUID,
+        offers: Sequence[Offer] = (),
+        floors: dict[uuid.UUID, int] | None = None,
+    ) -> None:
+        """A like, unlike or share committed: the post's card takes the new counts (the
+        whole row when we hold it) and the user's own state is read afresh."""
+        await self._r.cards.after_change(offers, floors)
+        await self._r.engagement.changed(user_id)
 
     async def _visible_post(
         self,

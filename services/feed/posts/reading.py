@@ -10,9 +10,11 @@ from typing import Any, Generic, TypeVar
 
 from services.feed.models import Comment
 from services.feed.posts.audience import Exclusions
-from services.feed.posts.repository import PostReads, PostRepository, ViewedPost, visible_to
+from services.feed.posts.hydration import shows
+from services.feed.posts.repository import PostRepository, visible_to
 from services.feed.posts.trending import Trending
 from services.feed.resources import FeedResources
+from zap.feed.v1 import feed_pb2
 from zapcore.errors import InvalidArgument, NotFound
 from zapcore.ids import parse_id, parse_ids
 from zapcore.pagination import expired_cursor, invalid_cursor, page_limit
@@ -37,17 +39,18 @@ class Reading:
 
     async def post(
         self, post_id: str, viewer_id: uuid.UUID | None, exclusions: Exclusions | None = None
-    ) -> ViewedPost:
+    ) -> feed_pb2.Post:
         pid = parse_id(post_id, "post_id")
         if exclusions is None:
             exclusions = await self._r.audience.exclusions(viewer_id)
-        async with self._r.db.driver_reads() as connection:
-            found = (await PostReads(connection).viewed([pid], viewer_id)).get(pid)
-        if found is None or not self._shows(found, viewer_id, exclusions, direct=True):
+        found = await self.hydrate([pid], viewer_id, exclusions, direct=True)
+        if not found:
             raise NotFound("post not found", reason="post-not-found")
-        return found
+        return found[0]
 
-    async def posts(self, post_ids: Sequence[str], viewer_id: uuid.UUID | None) -> list[ViewedPost]:
+    async def posts(
+        self, post_ids: Sequence[str], viewer_id: uuid.UUID | None
+    ) -> list[feed_pb2.Post]:
         if len(post_ids) > MAX_BATCH:
             raise InvalidArgument(
                 f"at most {MAX_BATCH} ids", fields={"post_ids": f"at most {MAX_BATCH}"}
@@ -63,33 +66,18 @@ class Reading:
         exclusions: Exclusions,
         *,
         direct: bool = False,
-    ) -> list[ViewedPost]:
-        """The posts the viewer may see, in the order asked, in one query."""
-        async with self._r.db.driver_reads() as connection:
-            found = await PostReads(connection).viewed(list(post_ids), viewer_id)
+    ) -> list[feed_pb2.Post]:
+        """The posts the viewer may see, in the order asked (hydration.py)."""
+        found = await self._r.hydration.posts(post_ids, viewer_id)
         return [
             found[pid]
             for pid in post_ids
-            if pid in found and self._shows(found[pid], viewer_id, exclusions, direct=direct)
+            if pid in found and shows(found[pid], viewer_id, exclusions, direct=direct)
         ]
-
-    @staticmethod
-    def _shows(
-        viewed: ViewedPost, viewer_id: uuid.UUID | None, exclusions: Exclusions, *, direct: bool
-    ) -> bool:
-        post = viewed.post
-        if not visible_to(post, viewer_id):
-            return False
-        if post.author_id == viewer_id:
-            return True
-        # A muted author's post still opens by its link; in lists it is left out.
-        return not (
-            exclusions.blocks(post.author_id) if direct else exclusions.hides(post.author_id)
-        )
 
     async def user_posts(
         self, user_id: str, viewer_id: uuid.UUID | None, cursor: str, limit: int
-    ) -> Page[ViewedPost]:
+    ) -> Page[feed_pb2.Post]:
         author = parse_id(user_id, "user_id")
         size = page_limit(limit)
         before = self._keyset(cursor, "user-posts", author)
@@ -110,7 +98,7 @@ class Reading:
 
     async def hashtag(
         self, hashtag: str, viewer_id: uuid.UUID | None, cursor: str, limit: int
-    ) -> Page[ViewedPost]:
+    ) -> Page[feed_pb2.Post]:
         tag = hashtag.strip().removeprefix("#").casefold()
         if not tag or len(tag) > 64:
             raise InvalidArgument("hashtag is not valid", fields={"hashtag": "1 to 64 characters"})
@@ -129,7 +117,7 @@ class Reading:
 
     async def trending(
         self, viewer_id: uuid.UUID | None, cursor: str, limit: int
-    ) -> Page[ViewedPost]:
+    ) -> Page[feed_pb2.Post]:
         """The most engaging recent posts; a cursor pages through one ranked generation."""
         size = page_limit(limit)
         trending = Trending(self._r.redis, self._r.db, self._r.settings.trending_window_hours)

@@ -55,6 +55,7 @@ class PostRecord:
     visibility: int
     created_at: datetime
     deleted_at: datetime | None
+    version: int
 
 
 # The columns of PostRecord, in its order, then the viewer's own state; a NULL viewer (signed
@@ -62,6 +63,7 @@ class PostRecord:
 _VIEWED = """
 SELECT p.id, p.author_id, p.content, p.hashtags, p.mention_ids, p.media_ids, p.parent_post_id,
        p.like_count, p.comment_count, p.share_count, p.visibility, p.created_at, p.deleted_at,
+       p.version,
        EXISTS (SELECT 1 FROM likes l WHERE l.post_id = p.id AND l.user_id = $2) AS liked,
        EXISTS (SELECT 1 FROM shares s WHERE s.post_id = p.id AND s.user_id = $2) AS shared
 FROM posts p
@@ -88,6 +90,16 @@ class PostReads:
             row["id"]: ViewedPost(PostRecord(*row[:_RECORD_COLUMNS]), row["liked"], row["shared"])
             for row in rows
         }
+
+
+_CHANGED_POSTS = "zap_feed_changed_posts"
+
+
+def changed_posts(session: AsyncSession) -> dict[uuid.UUID, int]:
+    """The posts a unit of work changed, each with the version its row reached: what the
+    post cards must learn once it commits (cards.py)."""
+    changed: dict[uuid.UUID, int] = session.info.setdefault(_CHANGED_POSTS, {})
+    return changed
 
 
 def visible_to(post: Post | PostRecord | Comment, viewer_id: uuid.UUID | None) -> bool:
@@ -147,9 +159,17 @@ class PostRepository:
         result = await self._s.execute(select(Post, liked, shared).where(Post.id.in_(post_ids)))
         return {p.id: ViewedPost(p, bool(lk), bool(sh)) for p, lk, sh in result.all()}
 
-    async def soft_delete(self, post: Post, now: datetime) -> None:
+    async def soft_delete(self, post: Post, now: datetime) -> int:
+        """The version the deletion gave the row."""
+        version = await self._s.scalar(
+            update(Post)
+            .where(Post.id == post.id)
+            .values(deleted_at=now)
+            .returning(Post.version)
+            .execution_options(synchronize_session=False)
+        )
         post.deleted_at = now
-        await self._s.flush()
+        return int(version or 0)
 
     async def media_still_shown(self, post: Post) -> set[uuid.UUID]:
         """The post's media that another live post of its author also carries (a media id
@@ -213,12 +233,15 @@ class PostRepository:
         return comment
 
     async def _bump(self, post_id: uuid.UUID, column: object, delta: int) -> None:
-        await self._s.execute(
-            update(Post)
+        version = await self._s.scalar(
+            update(Post)  # type: ignore[arg-type]
             .where(Post.id == post_id)
             .values({column: func.greatest(0, column + delta)})  # type: ignore[operator]
+            .returning(Post.version)
             .execution_options(synchronize_session=False)
         )
+        if version is not None:
+            changed_posts(self._s)[post_id] = int(version)
 
     async def _interact(
         self, user_id: uuid.UUID, author_id: uuid.UUID, *, likes: int = 0, comments: int = 0
@@ -335,15 +358,20 @@ class PostRepository:
             }
         # One statement: a decision and a score landing at once are applied one after the
         # other on the row's lock, each judged against what the other left.
-        applied = await self._s.execute(
-            update(table)
-            .where(table.id == content_id)
-            .values(values)
-            .returning(table.visibility)
-            .execution_options(synchronize_session=False)
-        )
-        visibility = applied.scalar_one_or_none()
-        return None if visibility is None else int(visibility)
+        statement = update(table).where(table.id == content_id).values(values)
+        if table is Post:
+            statement = statement.returning(Post.visibility, Post.version)
+        else:
+            statement = statement.returning(table.visibility, literal(None))
+        applied = (
+            await self._s.execute(statement.execution_options(synchronize_session=False))
+        ).first()
+        if applied is None:
+            return None
+        visibility, version = applied
+        if version is not None:
+            changed_posts(self._s)[content_id] = int(version)
+        return int(visibility)
 
     # Everything about one user, for the GDPR export.
 
@@ -389,24 +417,31 @@ class PostRepository:
 
     # Account deletion: everything by the user, and everything others did to their posts.
 
-    async def forget_user(self, user_id: uuid.UUID) -> None:
+    async def forget_user(self, user_id: uuid.UUID) -> list[uuid.UUID]:
+        """The ids of the user's own posts, now deleted; the counters of the others' posts
+        the user engaged with are in `changed_posts`."""
         own_posts = select(Post.id).where(Post.author_id == user_id).scalar_subquery()
         for table in (Like, Share):
             await self._s.execute(delete(table).where(table.post_id.in_(own_posts)))
         await self._s.execute(delete(Comment).where(Comment.post_id.in_(own_posts)))
         await self._s.execute(delete(PostHashtag).where(PostHashtag.post_id.in_(own_posts)))
-        await self._s.execute(delete(Post).where(Post.author_id == user_id))
+        deleted = await self._s.scalars(
+            delete(Post).where(Post.author_id == user_id).returning(Post.id)
+        )
+        own = list(deleted)
         # The user's likes, shares and comments on other people's posts, with the counters.
         for table, column in ((Like, Post.like_count), (Share, Post.share_count)):
             gone = (
                 delete(table).where(table.user_id == user_id).returning(table.post_id).cte("gone")
             )
-            await self._s.execute(
+            touched = await self._s.execute(
                 update(Post)
                 .where(Post.id == gone.c.post_id)
                 .values({column: func.greatest(0, column - 1)})
+                .returning(Post.id, Post.version)
                 .execution_options(synchronize_session=False)
             )
+            changed_posts(self._s).update((pid, int(v)) for pid, v in touched.all())
         removed = delete(Comment).where(Comment.author_id == user_id).returning(Comment.post_id)
         per_post = Counter(row[0] for row in (await self._s.execute(removed)).all())
         for post_id, count in per_post.items():
@@ -416,3 +451,4 @@ class PostRepository:
                 (Interaction.user_id == user_id) | (Interaction.author_id == user_id)
             )
         )
+        return own

@@ -7,8 +7,9 @@ Keys of one user share a {hash tag}, so they live on one Redis Cluster slot:
   zap:feed:{<user>}:snap:<epoch>  the feed as it was before a rescore, kept while paging
   zap:feed:{<user>}:pulled        set when pulled authors' posts were merged in recently
   zap:feed:active:{<shard>}       user -> time of their last read, users sharded 16 ways
-  zap:feed:post:{<post>}          a post's view for reads without the database (degraded.py)
-  zap:feed:post:{<post>}:gone     set when the post was deleted or hidden by moderation
+
+Posts themselves are in their cards (posts/cards.py), a viewer's likes and shares in their
+engagement entry (posts/engagement.py).
 
 The active sets let fanout ask, in one command per shard and batch, which followers have a
 cached feed at all, instead of sending one command per follower: most followers of anyone
@@ -85,14 +86,6 @@ def feed_key(user_id: uuid.UUID) -> str:
 
 def _key(user_id: uuid.UUID, suffix: str) -> str:
     return f"{feed_key(user_id)}:{suffix}"
-
-
-def post_view_key(post_id: uuid.UUID | str) -> str:
-    return f"zap:feed:post:{{{post_id}}}"
-
-
-def post_gone_key(post_id: uuid.UUID | str) -> str:
-    return f"{post_view_key(post_id)}:gone"
 
 
 def active_key(user_id: uuid.UUID) -> str:
@@ -265,8 +258,8 @@ class FeedCache:
     async def forget(
         self, user_id: uuid.UUID, removed: Sequence[tuple[uuid.UUID, uuid.UUID]]
     ) -> None:
-        """A deleted account: its own keys go, and its posts leave everyone's feeds and the
-        post views (every post read in a home feed has a feed item, its author's own)."""
+        """A deleted account: its own keys go, and its posts leave everyone's feeds (every
+        post in a cached feed has a feed item, its author's own)."""
         keys = [key async for key in self._redis.scan_iter(match=f"{feed_key(user_id)}*")]
         async with self._redis.pipeline(transaction=False) as pipe:
             if keys:
@@ -274,8 +267,6 @@ class FeedCache:
             pipe.zrem(active_key(user_id), str(user_id))
             for reader, post_id in removed:
                 pipe.zrem(feed_key(reader), str(post_id))
-            for post_id in {post_id for _, post_id in removed}:
-                pipe.delete(post_view_key(post_id), post_gone_key(post_id))
             await pipe.execute()
 
 

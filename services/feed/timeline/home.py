@@ -14,15 +14,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from redis.exceptions import RedisError
-
 from services.feed.posts.audience import Exclusions
-from services.feed.posts.converters import post_to_proto
-from services.feed.posts.reading import Page, Reading
+from services.feed.posts.hydration import shows
+from services.feed.posts.reading import Page
 from services.feed.resources import FeedResources
 from services.feed.timeline import ranking
 from services.feed.timeline.cache import Entry, Opening, feed_key
@@ -32,15 +30,11 @@ from services.feed.timeline.degraded import (
     DatabaseCircuit,
     DatabaseUnavailable,
     feed_unavailable,
-    shows,
 )
 from services.feed.timeline.repository import FeedRepository
-from zap.common.v1 import common_pb2
 from zap.feed.v1 import feed_pb2
 from zap.graph.v1 import graph_pb2
 from zapcore.deadlines import remaining
-from zapcore.errors import Unavailable
-from zapcore.ids import parse_id
 from zapcore.pagination import expired_cursor, invalid_cursor, page_limit
 
 # Hidden entries (blocked, muted, removed) are skipped; at most this many chunks per page.
@@ -100,7 +94,6 @@ class HomeFeed:
                 collected = None
             else:
                 database.done()
-                self._r.post_views.remember([entry.post for entry in collected.shown])
         degraded = collected is None
         if collected is None:
             cached = _CachedViews(self._r, viewer_id, exclusions)
@@ -161,12 +154,13 @@ class HomeFeed:
     def _from_database(
         self, viewer_id: uuid.UUID, exclusions: Exclusions, database: DatabaseBudget
     ) -> Hydrate:
-        reading = Reading(self._r)
-
         async def hydrate(post_ids: list[uuid.UUID]) -> dict[uuid.UUID, feed_pb2.Post]:
-            async with database.guard():
-                viewed = await reading.hydrate(post_ids, viewer_id, exclusions)
-            return {v.post.id: post_to_proto(v) for v in viewed}
+            found = await self._r.hydration.posts(post_ids, viewer_id, guard=database.guard)
+            return {
+                pid: post
+                for pid, post in found.items()
+                if shows(post, viewer_id, exclusions, direct=False)
+            }
 
         return hydrate
 
@@ -174,28 +168,6 @@ class HomeFeed:
         """The database's share of this read: the setting, within the call's deadline."""
         budget = self._r.settings.home_db_budget_seconds
         return max(0.0, remaining(budget + _CACHE_RESERVE_SECONDS) - _CACHE_RESERVE_SECONDS)
-
-    async def withdraw(self, post_ids: Sequence[uuid.UUID]) -> None:
-        """Deleted or hidden posts leave the cached views that degraded reads show."""
-        try:
-            await self._r.post_views.withdraw(post_ids)
-        except RedisError as error:
-            # The change itself is committed. Failing the call makes the caller retry it
-            # (deleting and moderating are idempotent), which withdraws the view again.
-            raise Unavailable(
-                "the change is saved but cached feeds could not be updated; try again",
-                reason="cache-unavailable",
-            ) from error
-
-    async def moderated(self, content_kind: int, content_id: str, visibility: int) -> None:
-        """A moderation outcome: a post no longer visible to all is withdrawn. One approved
-        again stays out of degraded pages until its mark expires (erring on hiding: the mark
-        cannot tell an approval from a late score of a post its author deleted)."""
-        if (
-            content_kind == feed_pb2.CONTENT_KIND_POST
-            and visibility != common_pb2.VISIBILITY_VISIBLE
-        ):
-            await self.withdraw([parse_id(content_id, "content_id")])
 
     def _decode(self, cursor: str) -> tuple[int, int, Entry]:
         position = self._r.cursors.decode(cursor)
@@ -286,8 +258,8 @@ class HomeFeed:
 
 
 class _CachedViews:
-    """Hydrates entries from the cached post views, filtered for the viewer; counts how many
-    views it found at all (hidden ones included)."""
+    """Hydrates entries from Redis alone (the post cards, whatever their age), filtered for
+    the viewer; counts how many posts Redis knew at all (hidden or gone ones included)."""
 
     def __init__(self, resources: FeedResources, viewer_id: uuid.UUID, exclusions: Exclusions):
         self._r = resources
@@ -296,10 +268,10 @@ class _CachedViews:
         self.found = 0
 
     async def __call__(self, post_ids: list[uuid.UUID]) -> dict[uuid.UUID, feed_pb2.Post]:
-        views = await self._r.post_views.recall(post_ids)
-        self.found += len(views)
+        cached = await self._r.hydration.cached(post_ids, self._viewer_id)
+        self.found += cached.found
         return {
-            pid: view
-            for pid, view in views.items()
-            if shows(view, self._viewer_id, self._exclusions)
+            pid: post
+            for pid, post in cached.posts.items()
+            if shows(post, self._viewer_id, self._exclusions, direct=False)
         }

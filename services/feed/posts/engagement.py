@@ -1,0 +1,169 @@
+"""What a viewer liked and shared, in Redis: the viewer's own state on a page of posts, read
+in the page's one round trip instead of the database.
+
+  zap:feed:engagement:{<user>}              hash  s          covers posts created since (unix s)
+                                                  l:<post>   liked
+                                                  h:<post>   shared
+  zap:feed:engagement:{<user>}:generation   bumped by every like, unlike and share
+
+An entry is filled from the database when a read finds none, and holds the user's likes and
+shares of the posts created in the last `window_days` (at most `max_entries` of each, newest
+posts first; when a user has more, `s` moves up to the oldest post kept). A post created
+before `s` is looked up in the database with the rest of the page's misses. Home feeds and
+timelines show recent posts, so that is rare.
+
+A like, unlike or share drops the user's entry after it commits, before it answers, so the
+user's next read shows it; the generation fences off a fill that read the database before
+the change (zapcore.read_models explains the pattern). Entries expire after `ttl_seconds`,
+which bounds how long a drop lost to a Redis error leaves the state wrong.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from google.protobuf.timestamp_pb2 import Timestamp
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError
+
+from zapcore.logging import get_logger
+
+log = get_logger(__name__)
+
+_GENERATION_TTL_SECONDS = 3600
+# HSET arguments per call inside the fill script (Lua's unpack has a stack limit).
+_FILL_CHUNK = 500
+
+_FILL = f"""
+if (redis.call('GET', KEYS[2]) or '') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 's', ARGV[2])
+for i = 4, #ARGV, {_FILL_CHUNK} do
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + {_FILL_CHUNK} - 1, #ARGV)))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+# The newest posts (by their creation) a user liked, then shared; the cap applies to each.
+_ENGAGED = """
+(SELECT 'l' AS kind, l.post_id, p.created_at
+   FROM likes l JOIN posts p ON p.id = l.post_id
+  WHERE l.user_id = $1 AND p.created_at >= $2
+  ORDER BY p.created_at DESC LIMIT $3)
+UNION ALL
+(SELECT 'h' AS kind, s.post_id, p.created_at
+   FROM shares s JOIN posts p ON p.id = s.post_id
+  WHERE s.user_id = $1 AND p.created_at >= $2
+  ORDER BY p.created_at DESC LIMIT $3)
+"""
+
+
+def engagement_key(user_id: uuid.UUID | str) -> str:
+    return f"zap:feed:engagement:{{{user_id}}}"
+
+
+def _generation_key(user_id: uuid.UUID | str) -> str:
+    return f"{engagement_key(user_id)}:generation"
+
+
+@dataclass(frozen=True)
+class Known:
+    """A viewer's entry as read with a page: `since` None when there was none."""
+
+    since: float | None
+    liked: frozenset[uuid.UUID]
+    shared: frozenset[uuid.UUID]
+    generation: bytes
+
+    def covers(self, created_at: float) -> bool:
+        return self.since is not None and created_at >= self.since
+
+
+class Engagement:
+    def __init__(
+        self, redis: Redis, *, window_days: int, max_entries: int, ttl_seconds: int
+    ) -> None:
+        self._redis = redis
+        self._window = timedelta(days=window_days)
+        self._max = max_entries
+        self._ttl = ttl_seconds
+        self._fill = redis.register_script(_FILL)
+
+    def queue_read(self, pipe: Pipeline, user_id: uuid.UUID, post_ids: Sequence[uuid.UUID]) -> None:
+        """Add the read of this user's state on these posts to a pipeline (two commands)."""
+        fields = ["s", *(f"l:{p}" for p in post_ids), *(f"h:{p}" for p in post_ids)]
+        pipe.hmget(engagement_key(user_id), fields)
+        pipe.get(_generation_key(user_id))
+
+    @staticmethod
+    def known(post_ids: Sequence[uuid.UUID], answers: Sequence[object]) -> Known:
+        """The pipeline's two answers to `queue_read`."""
+        values: list[bytes | None] = answers[0]  # type: ignore[assignment]
+        generation: bytes | None = answers[1]  # type: ignore[assignment]
+        since, flags = values[0], values[1:]
+        n = len(post_ids)
+        return Known(
+            since=None if since is None else float(since),
+            liked=frozenset(p for p, f in zip(post_ids, flags[:n], strict=True) if f),
+            shared=frozenset(p for p, f in zip(post_ids, flags[n:], strict=True) if f),
+            generation=generation or b"",
+        )
+
+    async def fill(self, connection: asyncpg.Connection, user_id: uuid.UUID, known: Known) -> Known:
+        """Read the user's state from the database and write it unless a change came first;
+        the state read either way."""
+        window_start = datetime.now(UTC) - self._window
+        rows = await connection.fetch(_ENGAGED, user_id, window_start, self._max)
+        since = window_start.timestamp()
+        for kind in ("l", "h"):
+            of_kind = [r["created_at"] for r in rows if r["kind"] == kind]
+            if len(of_kind) == self._max:
+                # More than the cap: cover only the posts at least as new as the oldest
+                # kept, and not the ties at that instant (some of them may be missing).
+                since = max(since, min(of_kind).timestamp() + 1e-6)
+        kept = [r for r in rows if r["created_at"].timestamp() >= since]
+        fields: list[str] = []
+        for r in kept:
+            fields += [f"{r['kind']}:{r['post_id']}", "1"]
+        try:
+            await self._fill(
+                keys=[engagement_key(user_id), _generation_key(user_id)],
+                args=[known.generation, repr(since), self._ttl, *fields],
+            )
+        except RedisError as error:
+            log.warning("feed.engagement_not_written", error=str(error))
+        return Known(
+            since=since,
+            liked=frozenset(r["post_id"] for r in kept if r["kind"] == "l"),
+            shared=frozenset(r["post_id"] for r in kept if r["kind"] == "h"),
+            generation=known.generation,
+        )
+
+    async def changed(self, user_id: uuid.UUID) -> None:
+        """After a like, unlike or share commits: the user's next read asks the database."""
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.incr(_generation_key(user_id))
+                pipe.expire(_generation_key(user_id), _GENERATION_TTL_SECONDS)
+                pipe.delete(engagement_key(user_id))
+                await pipe.execute()
+        except RedisError as error:
+            log.warning("feed.engagement_not_dropped", error=str(error))
+
+    async def forget(self, user_id: uuid.UUID) -> None:
+        """A deleted account: no key names it any more."""
+        await self._redis.delete(engagement_key(user_id), _generation_key(user_id))
+
+
+def unix(created_at: Timestamp) -> float:
+    return created_at.seconds + created_at.nanos / 1e9
+
+
+# A signed-out viewer, or a read that cannot ask: nothing liked or shared.
+NOTHING = Known(since=None, liked=frozenset(), shared=frozenset(), generation=b"")
