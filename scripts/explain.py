@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.auth.accounts.repository import UserRepository
 from services.auth.settings import AuthSettings
 from services.feed.models import Post
-from services.feed.posts.repository import PostRepository
+from services.feed.posts.repository import AUTHOR_TIMELINE_SQL, VIEWED_SQL, PostRepository
 from services.feed.settings import FeedSettings
 from services.feed.timeline.repository import FeedRepository
 from services.graph.follows.repository import CountRepository, FollowRepository
@@ -52,12 +52,30 @@ async def explain(db: Database, title: str, why: str, call: Call) -> str:
         finally:
             event.remove(sync_engine, "before_cursor_execute", capture)
         statement, parameters = captured[-1]
-        connection = await session.connection()
-        rows = await connection.exec_driver_sql(
-            f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, SUMMARY ON) {statement}", parameters
-        )
-        plan = "\n".join(row[0] for row in rows)
+        plan = await _plan(session, statement, parameters)
         await session.rollback()
+    return _section(title, why, statement, plan)
+
+
+async def explain_sql(
+    db: Database, title: str, why: str, statement: str, parameters: tuple[Any, ...]
+) -> str:
+    """The same for a statement the service sends on asyncpg itself (PostReads)."""
+    async with db.sessions() as session, session.begin():
+        plan = await _plan(session, statement, parameters)
+        await session.rollback()
+    return _section(title, why, statement, plan)
+
+
+async def _plan(session: AsyncSession, statement: str, parameters: Any) -> str:
+    connection = await session.connection()
+    rows = await connection.exec_driver_sql(
+        f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, SUMMARY ON) {statement}", parameters
+    )
+    return "\n".join(row[0] for row in rows)
+
+
+def _section(title: str, why: str, statement: str, plan: str) -> str:
     return f"### {title}\n\n{why}\n\n```sql\n{statement.strip()}\n```\n\n```\n{plan}\n```\n"
 
 
@@ -98,11 +116,13 @@ async def main(seed: dict[str, Any]) -> str:
         f" posts, {seed['follows']} follows, {seed['feed_items']} feed items), PostgreSQL on the"
         " 2-core development machine. Regenerate with `python -m scripts.explain`.\n",
         "## feed",
-        await explain(
+        await explain_sql(
             feed_db,
-            "Home feed: hydrate a page of posts with the viewer's like and share state",
-            "Every home, timeline and explore page: primary-key lookups plus two key probes per post.",
-            lambda s: PostRepository(s).viewed(post_ids, reader.id),
+            "A page's posts Redis does not know, with the viewer's like and share state",
+            "Home, timeline and explore pages, for posts without a fresh card (posts/cards.py):"
+            " primary-key lookups plus two key probes per post.",
+            VIEWED_SQL,
+            (post_ids, reader.id),
         ),
         await explain(
             feed_db,
@@ -144,11 +164,12 @@ async def main(seed: dict[str, Any]) -> str:
                 partition, now - timedelta(hours=48), now
             ),
         ),
-        await explain(
+        await explain_sql(
             feed_db,
             "A user's timeline, newest first",
             "GET /users/{id}/posts/.",
-            lambda s: PostRepository(s).author_timeline(giant.id, None, 21),
+            AUTHOR_TIMELINE_SQL,
+            (giant.id, 21),
         ),
         await explain(
             feed_db,

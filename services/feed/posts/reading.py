@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 from services.feed.models import Comment
 from services.feed.posts.audience import Exclusions
 from services.feed.posts.hydration import shows
-from services.feed.posts.repository import PostRepository, visible_to
+from services.feed.posts.repository import PostReads, PostRepository, visible_to
 from services.feed.posts.trending import Trending
 from services.feed.resources import FeedResources
 from zap.feed.v1 import feed_pb2
@@ -84,15 +84,13 @@ class Reading:
         exclusions = await self._r.audience.exclusions(viewer_id)
         if exclusions.blocks(author):
             return Page([])
-        async with self._r.db.read_only() as session:
-            posts = await PostRepository(session).author_timeline(author, before, size + 1)
-        more = len(posts) > size
-        posts = list(posts[:size])
-        visible = await self.hydrate([p.id for p in posts], viewer_id, exclusions, direct=True)
+        async with self._r.db.driver_reads() as connection:
+            rows = await PostReads(connection).author_timeline(author, before, size + 1)
+        more = len(rows) > size
+        rows = rows[:size]
+        visible = await self.hydrate([pid for pid, _ in rows], viewer_id, exclusions, direct=True)
         next_cursor = (
-            self._next_keyset("user-posts", author, posts[-1].created_at, posts[-1].id)
-            if more
-            else ""
+            self._next_keyset("user-posts", author, rows[-1][1], rows[-1][0]) if more else ""
         )
         return Page(visible, next_cursor)
 

@@ -60,7 +60,7 @@ class PostRecord:
 
 # The columns of PostRecord, in its order, then the viewer's own state; a NULL viewer (signed
 # out) has liked and shared nothing.
-_VIEWED = """
+VIEWED_SQL = """
 SELECT p.id, p.author_id, p.content, p.hashtags, p.mention_ids, p.media_ids, p.parent_post_id,
        p.like_count, p.comment_count, p.share_count, p.visibility, p.created_at, p.deleted_at,
        p.version,
@@ -70,6 +70,17 @@ FROM posts p
 WHERE p.id = ANY($1::uuid[])
 """
 _RECORD_COLUMNS = len(PostRecord.__slots__)
+
+AUTHOR_TIMELINE_SQL = """
+SELECT id, created_at FROM posts
+WHERE author_id = $1 AND deleted_at IS NULL
+ORDER BY created_at DESC, id DESC LIMIT $2
+"""
+AUTHOR_TIMELINE_BEFORE_SQL = """
+SELECT id, created_at FROM posts
+WHERE author_id = $1 AND deleted_at IS NULL AND (created_at, id) < ($3, $4)
+ORDER BY created_at DESC, id DESC LIMIT $2
+"""
 
 
 class PostReads:
@@ -85,11 +96,22 @@ class PostReads:
         """Posts by id with the viewer's like and share state, in one round trip."""
         if not post_ids:
             return {}
-        rows = await self._c.fetch(_VIEWED, list(post_ids), viewer_id)
+        rows = await self._c.fetch(VIEWED_SQL, list(post_ids), viewer_id)
         return {
             row["id"]: ViewedPost(PostRecord(*row[:_RECORD_COLUMNS]), row["liked"], row["shared"])
             for row in rows
         }
+
+    async def author_timeline(
+        self, author_id: uuid.UUID, before: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> list[tuple[uuid.UUID, datetime]]:
+        """(id, created_at) of an author's live posts, newest first (ix_posts_author_timeline);
+        the posts themselves come from their cards."""
+        if before is None:
+            rows = await self._c.fetch(AUTHOR_TIMELINE_SQL, author_id, limit)
+        else:
+            rows = await self._c.fetch(AUTHOR_TIMELINE_BEFORE_SQL, author_id, limit, *before)
+        return [(row["id"], row["created_at"]) for row in rows]
 
 
 _CHANGED_POSTS = "zap_feed_changed_posts"
@@ -263,17 +285,6 @@ class PostRepository:
         )
 
     # Lists: keyset pagination on (created_at, id), newest first.
-
-    async def author_timeline(
-        self, author_id: uuid.UUID, before: tuple[datetime, uuid.UUID] | None, limit: int
-    ) -> Sequence[Post]:
-        query = select(Post).where(Post.author_id == author_id, Post.deleted_at.is_(None))
-        if before is not None:
-            query = query.where(
-                text("(created_at, id) < (:t, :i)").bindparams(t=before[0], i=before[1])
-            )
-        query = query.order_by(Post.created_at.desc(), Post.id.desc()).limit(limit)
-        return (await self._s.execute(query)).scalars().all()
 
     async def hashtag_posts(
         self, hashtag: str, before: tuple[datetime, uuid.UUID] | None, limit: int
