@@ -42,6 +42,9 @@ class FeedSettings(ServiceSettings):
     engagement_window_days: int = Field(default=14, ge=1)
     engagement_max_entries: int = Field(default=2000, ge=1)
     engagement_ttl_seconds: int = Field(default=3600, ge=60)
+    # A first home page's top entries (this many; 0: none) are scored again at read time
+    # with their current counts, and shown in that order (timeline/home.py).
+    home_rerank_candidates: int = Field(default=20, ge=0, le=100)
     # Posts of pulled (above-threshold) authors considered at read time.
     pull_window_hours: int = Field(default=72, ge=1)
     pull_max_posts: int = Field(default=200, ge=1)

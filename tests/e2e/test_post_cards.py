@@ -12,8 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from services.feed.posts.cards import Offer, PostCards, card_key
+from services.feed.timeline.cache import feed_key
 from tests.e2e.feed_helpers import feed_sql, follow, post, wait_in_home
 from tests.e2e.test_feed_degraded import IsolatedFeed, isolated_feed
 from tests.factories import TestUser as User
@@ -141,3 +143,38 @@ async def test_an_older_read_cannot_overwrite_a_newer_card(isolated: IsolatedFee
     assert held.like_count == 1
     seen = await client.get(f"/api/v1/posts/{created}/", headers=fan.headers)
     assert (seen.json()["like_count"], seen.json()["liked"]) == (1, True)
+
+
+async def test_a_first_page_is_ranked_by_current_engagement_and_pages_stay_whole(
+    client: httpx.AsyncClient, redis_db: tuple[str, Redis]
+) -> None:
+    """Likes change no cached score until the 15-minute rescoring; the first page's top
+    entries are scored again at read time, so a post liked a minute ago already ranks above
+    others nobody liked, and the next page neither skips nor repeats."""
+    _, redis = redis_db
+    author, viewer = await make_user(client), await make_user(client)
+    fans = [await make_user(client) for _ in range(3)]
+    await follow(client, viewer, author)
+    liked = (await post(client, author, "everybody likes me"))["id"]
+    others = [(await post(client, author, f"nobody likes me {n}"))["id"] for n in range(2)]
+    for post_id in (liked, *others):
+        await wait_in_home(client, viewer, post_id)
+    # As the last rescoring left it: the liked post cached far below the others.
+    await redis.zadd(feed_key(uuid.UUID(viewer.id)), {liked: 1e-9}, xx=True)
+    for fan in fans:
+        answer = await client.post(f"/api/v1/posts/{liked}/like/", headers=fan.headers)
+        assert answer.status_code == 200, answer.text
+
+    everything = await client.get(HOME, params={"limit": 20}, headers=viewer.headers)
+    assert everything.json()["results"][0]["id"] == liked
+    scores = [e["score"] for e in everything.json()["results"]]
+    assert scores == sorted(scores, reverse=True)
+
+    # Paging: the first page re-ranks what it shows; the rest follows the cached order.
+    first = await client.get(HOME, params={"limit": 2}, headers=viewer.headers)
+    rest = await client.get(
+        HOME, params={"limit": 10, "cursor": first.json()["next_cursor"]}, headers=viewer.headers
+    )
+    paged = [e["id"] for e in first.json()["results"] + rest.json()["results"]]
+    assert sorted(paged) == sorted([liked, *others])
+    assert [e["id"] for e in rest.json()["results"]] == [liked]  # cached last, not re-ranked

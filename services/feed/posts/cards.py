@@ -6,6 +6,8 @@ without PostgreSQL once the posts on it have been read before.
                                         state and without the author's card (auth's); empty
                                         for a post that is gone (deleted)
                                      f  when `p` was written (unix seconds)
+                                     m  the ML tier's moderation score ("" when unscored):
+                                        the ranking's trust factor, for the read-time re-rank
 
 Versions, not invalidation. A trigger bumps `posts.version` on every update of a row
 (migration 0005), and a card keeps the highest version it was ever offered: a write with a
@@ -62,7 +64,7 @@ GONE_FOREVER = 2**62
 _OFFER = """
 local held = tonumber(redis.call('HGET', KEYS[1], 'v') or '-1')
 if tonumber(ARGV[1]) < held then return 0 end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'p', ARGV[2], 'f', ARGV[3])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'p', ARGV[2], 'f', ARGV[3], 'm', ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """
@@ -71,7 +73,7 @@ _FLOOR = """
 local held = tonumber(redis.call('HGET', KEYS[1], 'v') or '-1')
 if tonumber(ARGV[1]) <= held then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[1])
-redis.call('HDEL', KEYS[1], 'p', 'f')
+redis.call('HDEL', KEYS[1], 'p', 'f', 'm')
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 """
@@ -88,6 +90,7 @@ class Offer:
     post_id: uuid.UUID
     version: int
     post: feed_pb2.Post | None
+    moderation_score: float | None = None
 
 
 @dataclass
@@ -102,6 +105,8 @@ class Recalled:
     unknown: list[uuid.UUID] = field(default_factory=list)
     # Of `unknown`, the stale cards, for a read that cannot ask the database.
     stale: dict[uuid.UUID, feed_pb2.Post] = field(default_factory=dict)
+    # The moderation scores of the scored posts among `cards` and `stale`.
+    moderation: dict[uuid.UUID, float] = field(default_factory=dict)
 
 
 class PostCards:
@@ -115,7 +120,7 @@ class PostCards:
     def queue_recall(self, pipe: Pipeline, post_ids: Sequence[uuid.UUID]) -> None:
         """Add the reads of these cards to a pipeline (one HMGET each: many slots)."""
         for post_id in post_ids:
-            pipe.hmget(card_key(post_id), ["p", "f"])
+            pipe.hmget(card_key(post_id), ["p", "f", "m"])
 
     def recalled(
         self, post_ids: Sequence[uuid.UUID], answers: Sequence[list[bytes | None]]
@@ -124,7 +129,9 @@ class PostCards:
         recalled = Recalled()
         fresh_after = time.time() - self._refresh
         for post_id, answer in zip(post_ids, answers, strict=True):
-            data, written = answer
+            data, written, moderation = answer
+            if moderation:
+                recalled.moderation[post_id] = float(moderation)
             if data is None:
                 CARD_READS.labels("missing").inc()
                 recalled.unknown.append(post_id)
@@ -151,8 +158,11 @@ class PostCards:
         async with self._redis.pipeline(transaction=False) as pipe:
             for o in offers:
                 data = b"" if o.post is None else _shared_part(o.post).SerializeToString()
+                moderation = "" if o.moderation_score is None else repr(o.moderation_score)
                 await self._offer(
-                    keys=[card_key(o.post_id)], args=[o.version, data, now, self._ttl], client=pipe
+                    keys=[card_key(o.post_id)],
+                    args=[o.version, data, now, self._ttl, moderation],
+                    client=pipe,
                 )
             await pipe.execute()
 

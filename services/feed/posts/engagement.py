@@ -4,6 +4,8 @@ in the page's one round trip instead of the database.
   zap:feed:engagement:{<user>}              hash  s          covers posts created since (unix s)
                                                   l:<post>   liked
                                                   h:<post>   shared
+                                                  a:<author> the ranking's affinity to an author
+                                                             the user engaged with
   zap:feed:engagement:{<user>}:generation   bumped by every like, unlike and share
 
 An entry is filled from the database when a read finds none, and holds the user's likes and
@@ -12,7 +14,10 @@ posts first; when a user has more, `s` moves up to the oldest post kept). A post
 before `s` is looked up in the database with the rest of the page's misses. Home feeds and
 timelines show recent posts, so that is rare.
 
-A like, unlike or share drops the user's entry after it commits, before it answers, so the
+Affinities are those of the `max_entries` authors the user engaged with most lately; any
+other author is a stranger (affinity 1). They serve the home feed's read-time re-rank.
+
+A like, unlike, share or comment drops the user's entry after it commits, before it answers, so the
 user's next read shows it; the generation fences off a fill that read the database before
 the change (zapcore.read_models explains the pattern). Entries expire after `ttl_seconds`,
 which bounds how long a drop lost to a Redis error leaves the state wrong.
@@ -31,6 +36,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
+from services.feed.timeline import ranking
 from zapcore.logging import get_logger
 
 log = get_logger(__name__)
@@ -61,6 +67,12 @@ UNION ALL
    FROM shares s JOIN posts p ON p.id = s.post_id
   WHERE s.user_id = $1 AND p.created_at >= $2
   ORDER BY p.created_at DESC LIMIT $3)
+"""
+
+# The ranking's inputs for the authors the user engaged with, most recent first.
+_INTERACTIONS = """
+SELECT author_id, likes, comments FROM interactions
+WHERE user_id = $1 ORDER BY updated_at DESC LIMIT $2
 """
 
 
@@ -131,6 +143,8 @@ class Engagement:
         fields: list[str] = []
         for r in kept:
             fields += [f"{r['kind']}:{r['post_id']}", "1"]
+        for r in await connection.fetch(_INTERACTIONS, user_id, self._max):
+            fields += [f"a:{r['author_id']}", repr(ranking.affinity(r["likes"], r["comments"]))]
         try:
             await self._fill(
                 keys=[engagement_key(user_id), _generation_key(user_id)],
@@ -145,8 +159,29 @@ class Engagement:
             generation=known.generation,
         )
 
+    async def affinities(
+        self, user_id: uuid.UUID, author_ids: Sequence[str]
+    ) -> dict[str, float] | None:
+        """The user's affinity to each of these authors; None when the user has no entry
+        (or Redis cannot answer): the caller does without."""
+        if not author_ids:
+            return {}
+        fields = ["s", *(f"a:{a}" for a in author_ids)]
+        try:
+            key = engagement_key(user_id)
+            since, *values = await self._redis.hmget(key, fields)  # type: ignore[misc]
+        except RedisError:
+            return None
+        if since is None:
+            return None
+        return {
+            author: float(value) if value is not None else ranking.affinity(0, 0)
+            for author, value in zip(author_ids, values, strict=True)
+        }
+
     async def changed(self, user_id: uuid.UUID) -> None:
-        """After a like, unlike or share commits: the user's next read asks the database."""
+        """After a like, unlike, share or comment commits: the user's next read asks the
+        database."""
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.incr(_generation_key(user_id))

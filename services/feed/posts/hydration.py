@@ -33,6 +33,15 @@ async def _unguarded() -> AsyncIterator[None]:
 
 
 @dataclass
+class Hydrated:
+    """The posts that exist, by id, and the moderation scores of the scored ones (the
+    ranking's trust factor, for the home feed's read-time re-rank)."""
+
+    posts: dict[uuid.UUID, feed_pb2.Post]
+    moderation: dict[uuid.UUID, float]
+
+
+@dataclass
 class Cached:
     """A read from Redis alone (the database down): what it found, however old."""
 
@@ -55,14 +64,14 @@ class Hydration:
         viewer_id: uuid.UUID | None,
         *,
         guard: Guard = _unguarded,
-    ) -> dict[uuid.UUID, feed_pb2.Post]:
+    ) -> Hydrated:
         """The posts that exist (deleted ones left out), each with the viewer's own state;
         whom they may be shown to is the caller's filter (`shows`)."""
         ids = list(dict.fromkeys(post_ids))
         if not ids:
-            return {}
+            return Hydrated({}, {})
         recalled, known = await self._recall(ids, viewer_id)
-        found = recalled.cards
+        found, moderation = recalled.cards, recalled.moderation
         ask = list(recalled.unknown)
         fill = viewer_id is not None and known.since is None
         if ask or fill:
@@ -86,8 +95,13 @@ class Hydration:
                     offers.append(Offer(post_id, row.post.version, None))
                     continue
                 post = post_to_proto(row)
-                offers.append(Offer(post_id, row.post.version, post))
+                score = row.post.moderation_score
+                offers.append(Offer(post_id, row.post.version, post, score))
                 found[post_id] = post
+                if score is None:
+                    moderation.pop(post_id, None)
+                else:
+                    moderation[post_id] = score
             await self._cards.after_change(offers)
             asked = set(ask)
         else:
@@ -96,7 +110,7 @@ class Hydration:
             if post_id not in asked:
                 post.liked_by_viewer = post_id in known.liked
                 post.shared_by_viewer = post_id in known.shared
-        return {p: found[p] for p in ids if p in found}
+        return Hydrated({p: found[p] for p in ids if p in found}, moderation)
 
     async def cached(self, post_ids: Sequence[uuid.UUID], viewer_id: uuid.UUID | None) -> Cached:
         """The same from Redis alone, for a read the database cannot serve: cards whatever

@@ -131,7 +131,14 @@ class Posting:
             await session.refresh(post)
             if changed:
                 # Built now: the row's attributes are not to be read after the commit.
-                card = [Offer(post.id, post.version, post_to_proto(ViewedPost(post)))]
+                card = [
+                    Offer(
+                        post.id,
+                        post.version,
+                        post_to_proto(ViewedPost(post)),
+                        post.moderation_score,
+                    )
+                ]
                 after_commit(session, lambda: self._engaged(user_id, offers=card))
             if changed and liked:
                 event = events_pb2.Liked(
@@ -173,7 +180,8 @@ class Posting:
             )
             await PostRepository(session).add_comment(comment, post)
             changed = changed_posts(session)
-            after_commit(session, lambda: self._r.cards.after_change(floors=changed))
+            # The count, and the commenter's affinity to the author (their entry).
+            after_commit(session, lambda: self._engaged(user_id, floors=changed))
             event = events_pb2.Commented(
                 comment_id=str(comment.id),
                 user_id=str(user_id),

@@ -68,7 +68,7 @@ class Reading:
         direct: bool = False,
     ) -> list[feed_pb2.Post]:
         """The posts the viewer may see, in the order asked (hydration.py)."""
-        found = await self._r.hydration.posts(post_ids, viewer_id)
+        found = (await self._r.hydration.posts(post_ids, viewer_id)).posts
         return [
             found[pid]
             for pid in post_ids

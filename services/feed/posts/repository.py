@@ -56,6 +56,7 @@ class PostRecord:
     created_at: datetime
     deleted_at: datetime | None
     version: int
+    moderation_score: float | None
 
 
 # The columns of PostRecord, in its order, then the viewer's own state; a NULL viewer (signed
@@ -63,7 +64,7 @@ class PostRecord:
 VIEWED_SQL = """
 SELECT p.id, p.author_id, p.content, p.hashtags, p.mention_ids, p.media_ids, p.parent_post_id,
        p.like_count, p.comment_count, p.share_count, p.visibility, p.created_at, p.deleted_at,
-       p.version,
+       p.version, p.moderation_score,
        EXISTS (SELECT 1 FROM likes l WHERE l.post_id = p.id AND l.user_id = $2) AS liked,
        EXISTS (SELECT 1 FROM shares s WHERE s.post_id = p.id AND s.user_id = $2) AS shared
 FROM posts p

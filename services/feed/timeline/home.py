@@ -87,13 +87,15 @@ class HomeFeed:
 
         collected: _Collected | None = None
         if database.usable:
+            fresh = _FreshViews(self._r, viewer_id, exclusions, database)
             try:
-                fresh = self._from_database(viewer_id, exclusions, database)
                 collected = await self._collect(key, start, size, fresh, first)
             except DatabaseUnavailable:
                 collected = None
             else:
                 database.done()
+                if start is None and self._r.settings.home_rerank_candidates:
+                    collected.shown = await self._reranked(viewer_id, collected.shown, fresh)
         degraded = collected is None
         if collected is None:
             cached = _CachedViews(self._r, viewer_id, exclusions)
@@ -151,18 +153,33 @@ class HomeFeed:
                 break
         return collected
 
-    def _from_database(
-        self, viewer_id: uuid.UUID, exclusions: Exclusions, database: DatabaseBudget
-    ) -> Hydrate:
-        async def hydrate(post_ids: list[uuid.UUID]) -> dict[uuid.UUID, feed_pb2.Post]:
-            found = await self._r.hydration.posts(post_ids, viewer_id, guard=database.guard)
-            return {
-                pid: post
-                for pid, post in found.items()
-                if shows(post, viewer_id, exclusions, direct=False)
-            }
-
-        return hydrate
+    async def _reranked(
+        self, viewer_id: uuid.UUID, entries: list[feed_pb2.FeedEntry], fresh: _FreshViews
+    ) -> list[feed_pb2.FeedEntry]:
+        """A first page's top entries scored again with the same formula and their current
+        counts (the cached scores are as of the last rescoring), and ordered by that. Only
+        the shown entries move among themselves, so the next page still starts after the
+        last cached entry looked at: paging neither skips nor repeats. Without the viewer's
+        affinities in Redis, the cached order stands."""
+        head = entries[: self._r.settings.home_rerank_candidates]
+        authors = list({e.post.author_id for e in head})
+        affinity = await self._r.engagement.affinities(viewer_id, authors)
+        if affinity is None:
+            return entries
+        now = datetime.now(UTC)
+        for entry in head:
+            post = entry.post
+            entry.score = ranking.score(
+                likes=post.like_count,
+                comments=post.comment_count,
+                shares=post.share_count,
+                created_at=post.created_at.ToDatetime(tzinfo=UTC),
+                now=now,
+                affinity_value=affinity[post.author_id],
+                moderation_score=fresh.moderation.get(uuid.UUID(post.id)),
+            )
+        head.sort(key=lambda e: (e.score, e.post.id), reverse=True)
+        return head + entries[len(head) :]
 
     def _budget(self) -> float:
         """The database's share of this read: the setting, within the call's deadline."""
@@ -255,6 +272,33 @@ class HomeFeed:
             )
             for post in posts
         ]
+
+
+class _FreshViews:
+    """Hydrates entries through the post cards, asking the database (within the read's
+    budget) about what Redis does not know; keeps the posts' moderation scores."""
+
+    def __init__(
+        self,
+        resources: FeedResources,
+        viewer_id: uuid.UUID,
+        exclusions: Exclusions,
+        database: DatabaseBudget,
+    ):
+        self._r = resources
+        self._viewer_id = viewer_id
+        self._exclusions = exclusions
+        self._database = database
+        self.moderation: dict[uuid.UUID, float] = {}
+
+    async def __call__(self, post_ids: list[uuid.UUID]) -> dict[uuid.UUID, feed_pb2.Post]:
+        found = await self._r.hydration.posts(post_ids, self._viewer_id, guard=self._database.guard)
+        self.moderation.update(found.moderation)
+        return {
+            pid: post
+            for pid, post in found.posts.items()
+            if shows(post, self._viewer_id, self._exclusions, direct=False)
+        }
 
 
 class _CachedViews:
