@@ -1,7 +1,9 @@
 """Load shapes shared by the benchmarks.
 
 Open loop: requests start on a fixed schedule whether or not earlier ones finished, so a
-slow server cannot hide its queueing (no coordinated omission). Closed loop: N workers each
+slow server cannot hide its queueing (no coordinated omission). How late each request left
+against its schedule is kept too (`lags_s`): a load generator starved of CPU offers less
+than its nominal rate, and a level it fell behind on says so. Closed loop: N workers each
 send their next request when the previous one answered (for work that is slow by design).
 """
 
@@ -22,9 +24,15 @@ class Samples:
     latencies_s: list[float] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    # Open loop only: seconds between each request's scheduled and actual departure.
+    lags_s: list[float] = field(default_factory=list)
 
-    async def time(self, request: Awaitable[httpx.Response]) -> None:
+    async def time(
+        self, request: Awaitable[httpx.Response], scheduled: float | None = None
+    ) -> None:
         started = time.perf_counter()
+        if scheduled is not None:
+            self.lags_s.append(max(0.0, started - scheduled))
         try:
             status = (await request).status_code
         except httpx.HTTPError:
@@ -39,10 +47,11 @@ async def open_loop(rate: float, seconds: float, request: Request) -> Samples:
     tasks = []
     began = time.perf_counter()
     for index in range(int(rate * seconds)):
-        delay = began + index * interval - time.perf_counter()
+        scheduled = began + index * interval
+        delay = scheduled - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(samples.time(request(index))))
+        tasks.append(asyncio.create_task(samples.time(request(index), scheduled)))
     await asyncio.gather(*tasks)
     samples.seconds = time.perf_counter() - began
     return samples
