@@ -1,0 +1,169 @@
+"""The feed benchmark's p99 against offered load, before and after: docs/feed-p99.png.
+
+    python -m scripts.bench.plot                                # redraw from docs/bench-data/
+    python -m scripts.bench.plot --after bench-results/feed.json  # adopt a new run, redraw
+
+"Before" is docs/bench-data/feed-before.json: the runs docs/benchmarks.md reported before
+issue 12 (typed in from its tables, with their conditions). "After" is a JSON written by
+`python -m scripts.bench.feed`; `--after` copies it to docs/bench-data/feed-after.json (the
+raw results stay in bench-results/, which is not committed), and the picture is drawn from
+the committed files only, so anyone can redraw it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+DATA = Path("docs/bench-data")
+BEFORE = DATA / "feed-before.json"
+AFTER = DATA / "feed-after.json"
+PICTURE = Path("docs/feed-p99.png")
+# Issue 12's target level: 300 home reads/s with 60 posts/s (and 30 follows/s).
+GOAL = {"home": 300.0, "post": 60.0}
+TARGET_MS = {"home": 50.0, "post": 100.0}
+TITLES = {"home": "home feed reads", "post": "post writes"}
+
+Series = list[tuple[float, float]]
+
+
+def before_series(data: dict[str, Any]) -> list[tuple[str, dict[str, Series]]]:
+    return [
+        (
+            f"before: {run['label']}",
+            {
+                kind: [(point["rate"], point["p99_ms"]) for point in run[kind]]
+                for kind in ("home", "post")
+            },
+        )
+        for run in data["runs"]
+    ]
+
+
+def after_series(data: dict[str, Any]) -> list[tuple[str, dict[str, Series]]]:
+    meta = data["meta"]
+    series = []
+    for run in range(1, meta["runs"] + 1):
+        levels = [level for level in data["levels"] if level["run"] == run]
+        series.append(
+            (
+                f"after: run {run} of {meta['runs']}, {meta['started_at'][:16].replace('T', ' ')} UTC",
+                {
+                    "home": [(lv["reads_per_second"], lv["home"]["p99_ms"]) for lv in levels],
+                    "post": [(lv["posts_per_second"], lv["post"]["p99_ms"]) for lv in levels],
+                },
+            )
+        )
+    return series
+
+
+def draw(before: dict[str, Any], after: dict[str, Any] | None, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    figure, panels = plt.subplots(1, 2, figsize=(12, 5.2))
+    greys = ["#555555", "#888888", "#aaaaaa", "#cccccc"]
+    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
+    for axes, kind in zip(panels, ("home", "post"), strict=True):
+        rates: set[float] = {GOAL[kind]}
+        for index, (label, series) in enumerate(before_series(before)):
+            xs, ys = zip(*series[kind], strict=True)
+            rates.update(xs)
+            axes.plot(xs, ys, "s--", color=greys[index % len(greys)], label=label, ms=4)
+        if after is not None:
+            for index, (label, series) in enumerate(after_series(after)):
+                if not series[kind]:
+                    continue
+                xs, ys = zip(*series[kind], strict=True)
+                rates.update(xs)
+                axes.plot(xs, ys, "o-", color=colours[index % len(colours)], label=label, ms=5)
+        axes.axhline(TARGET_MS[kind], color="black", linestyle=":", linewidth=1)
+        axes.annotate(
+            f"p99 target {TARGET_MS[kind]:g} ms",
+            (0.01, TARGET_MS[kind]),
+            xycoords=("axes fraction", "data"),
+            textcoords="offset points",
+            xytext=(0, 3),
+            fontsize=8,
+        )
+        axes.axvline(GOAL[kind], color="green", linestyle=":", linewidth=1)
+        axes.annotate(
+            f"goal {GOAL[kind]:g}/s",
+            (GOAL[kind], 0.97),
+            xycoords=("data", "axes fraction"),
+            textcoords="offset points",
+            xytext=(-4, 0),
+            rotation=90,
+            ha="right",
+            va="top",
+            fontsize=8,
+            color="green",
+        )
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.set_xticks(sorted(rates))
+        for axis in (axes.xaxis, axes.yaxis):
+            axis.set_major_formatter(plain)
+            axis.set_minor_formatter(NullFormatter())
+        axes.tick_params(axis="x", labelsize=7)
+        axes.set_xlabel(f"offered {TITLES[kind]} per second (log)")
+        axes.set_ylabel("p99 latency, ms (log)")
+        axes.set_title(f"{TITLES[kind]}: p99 against offered load", fontsize=10)
+        axes.grid(True, which="both", alpha=0.3)
+    handles, labels = panels[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    conditions = (
+        f"before: {before['conditions']['data']}, {before['conditions']['readers']} readers"
+    )
+    if after is not None:
+        meta = after["meta"]
+        data = meta["data"]
+        conditions += (
+            f"\nafter: {data['users']:,} users, {data['posts']:,} posts, "
+            f"{data['feed_items']:,} feed items, drained before every level, "
+            f"commit {meta['commit'][:50]}"
+        )
+    figure.suptitle(
+        "ZAP feed benchmark, mix reads:posts:follows = 10:2:1, open loop\n" + conditions,
+        fontsize=9,
+    )
+    rows = (len(before["runs"]) + (after["meta"]["runs"] if after else 0) + 1) // 2
+    figure.tight_layout(rect=(0, 0.04 + 0.035 * rows, 1, 0.90))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+
+
+def adopt(source: Path) -> None:
+    """Copy a feed benchmark result into the committed data, refusing one without levels."""
+    data = json.loads(source.read_text())
+    if not data.get("levels"):
+        raise SystemExit(f"{source} has no levels: not a result of scripts.bench.feed")
+    AFTER.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, AFTER)
+    print(f"copied {source} ({data['meta']['started_at']}, {data['meta']['commit']}) to {AFTER}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--after", type=Path, help="a scripts.bench.feed JSON to adopt")
+    parser.add_argument("--out", type=Path, default=PICTURE)
+    args = parser.parse_args()
+    if args.after is not None:
+        adopt(args.after)
+    before = json.loads(BEFORE.read_text())
+    after = json.loads(AFTER.read_text()) if AFTER.exists() else None
+    draw(before, after, args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
