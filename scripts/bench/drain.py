@@ -213,8 +213,10 @@ class Drain:
             self._scoring = FeedResources.open(PlatformSettings(), FeedSettings())
         resources = self._scoring
         now = datetime.now(UTC)
+        # Content younger than this is still being scored by its own write's request.
+        until = now - timedelta(seconds=30)
         async with resources.db.read_only() as session:
-            missing = await PostRepository(session).unscored(now - SCORING_WINDOW, now, limit)
+            missing = await PostRepository(session).unscored(now - SCORING_WINDOW, until, limit)
         gate = asyncio.Semaphore(concurrency)
 
         async def ask(kind: str, content_id: uuid.UUID, author_id: uuid.UUID, text: str) -> bool:

@@ -382,14 +382,24 @@ def commit() -> str:
 
 
 async def ladder_runs(bench: Bench, drain: Drain, args: argparse.Namespace) -> list[LevelRun]:
-    """The whole ladder of levels, `args.runs` times; every level starts drained."""
+    """The whole ladder of levels, `args.runs` times; every level starts drained. With a
+    --budget, a run that would not end within it (judged by the run before) is not begun:
+    the stack is shared, and a hold on it is bounded."""
     done: list[LevelRun] = []
+    began = time.perf_counter()
     for run in range(1, args.runs + 1):
+        elapsed = time.perf_counter() - began
+        if args.budget and run > 1 and elapsed / (run - 1) * run > args.budget:
+            print(f"--- run {run} not begun: it would end past the {args.budget:g} s budget")
+            break
         print(f"--- run {run} of {args.runs}: levels {', '.join(f'{r:g}' for r in args.levels)}")
         for reads in args.levels:
-            waited = await clear_of_rescoring(args.seconds)
             report = await drain.wait(args.drain_timeout)
             print(f"[run {run} @{reads:g}/s] {report.line()}", flush=True)
+            waited = await clear_of_rescoring(args.seconds)
+            if waited:
+                report = await drain.wait(args.drain_timeout)
+                print(f"[run {run} @{reads:g}/s] after the rescoring: {report.line()}")
             load_before = os.getloadavg()
             summaries, samples, lags = await bench.level(reads, args.seconds)
             level = LevelRun(
@@ -499,9 +509,10 @@ async def main(args: argparse.Namespace) -> None:
                     print(naive[-1].line(), flush=True)
     finally:
         await drain.close()
-    per_run = {run: highest_held(levels, run) for run in range(1, args.runs + 1)}
-    held = held_per_level(levels, args.runs)
-    shown = plotted_levels(levels, args.runs)
+    runs = max(level.run for level in levels)
+    per_run = {run: highest_held(levels, run) for run in range(1, runs + 1)}
+    held = held_per_level(levels, runs)
+    shown = plotted_levels(levels, runs)
     out = {
         "meta": {
             "started_at": started_at.isoformat(timespec="seconds"),
@@ -517,7 +528,8 @@ async def main(args: argparse.Namespace) -> None:
             "mix": "reads:posts:follows = 10:2:1, open loop",
             "levels_reads_per_second": args.levels,
             "seconds_per_level": args.seconds,
-            "runs": args.runs,
+            "runs": runs,
+            "runs_asked": args.runs,
             "initial_drain": asdict(first),
         },
         "cold_cache": asdict(cold_summary),
@@ -567,6 +579,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--runs", type=int, default=1, help="times the whole ladder is run")
     parser.add_argument("--seconds", type=float, default=15.0, help="per level")
+    parser.add_argument(
+        "--budget", type=float, default=0.0, help="seconds for all runs; 0: no limit"
+    )
     parser.add_argument(
         "--drain-timeout", type=float, default=300.0, help="seconds to wait before each level"
     )
