@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import httpx
 
 Request = Callable[[int], Awaitable[httpx.Response]]
+# Status recorded for a request cut off unanswered (open loop with a grace period).
+CUT_OFF = 598
 
 
 @dataclass
@@ -37,11 +39,21 @@ class Samples:
             status = (await request).status_code
         except httpx.HTTPError:
             status = 599  # transport failure: counted as an error, not dropped
+        except asyncio.CancelledError:
+            # Cut off: an error, with the time it had waited so far (a lower bound).
+            self.latencies_s.append(time.perf_counter() - started)
+            self.statuses.append(CUT_OFF)
+            raise
         self.latencies_s.append(time.perf_counter() - started)
         self.statuses.append(status)
 
 
-async def open_loop(rate: float, seconds: float, request: Request) -> Samples:
+async def open_loop(
+    rate: float, seconds: float, request: Request, grace_s: float | None = None
+) -> Samples:
+    """`rate` requests a second for `seconds`. With `grace_s`, requests still unanswered
+    that long after the schedule ends are cut off and recorded as errors (`CUT_OFF`), so
+    an overloaded level ends instead of queueing for minutes."""
     samples = Samples()
     interval = 1.0 / rate
     tasks = []
@@ -52,7 +64,13 @@ async def open_loop(rate: float, seconds: float, request: Request) -> Samples:
         if delay > 0:
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(samples.time(request(index), scheduled)))
-    await asyncio.gather(*tasks)
+    if grace_s is None or not tasks:
+        await asyncio.gather(*tasks)
+    else:
+        _, unanswered = await asyncio.wait(tasks, timeout=grace_s)
+        for task in unanswered:
+            task.cancel()
+        await asyncio.gather(*unanswered, return_exceptions=True)
     samples.seconds = time.perf_counter() - began
     return samples
 

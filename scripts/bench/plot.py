@@ -2,6 +2,7 @@
 
     python -m scripts.bench.plot                                # redraw from docs/bench-data/
     python -m scripts.bench.plot --after bench-results/feed.json  # adopt a new run, redraw
+    python -m scripts.bench.plot --table                        # the after run as Markdown
 
 "Before" is docs/bench-data/feed-before.json: the runs docs/benchmarks.md reported before
 issue 12 (typed in from its tables, with their conditions). "After" is a JSON written by
@@ -150,15 +151,50 @@ def adopt(source: Path) -> None:
     print(f"copied {source} ({data['meta']['started_at']}, {data['meta']['commit']}) to {AFTER}")
 
 
+def markdown(after: dict[str, Any]) -> str:
+    """The adopted run as docs/benchmarks.md shows it: one row per level and run."""
+    rows = [
+        "| run | level (reads/posts/follows per s) | waited before (s) | home p50 / p99 ms "
+        "| post p50 / p99 ms | follow p99 ms | errors | generator lag p99 ms | load avg "
+        "| held |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for level in after["levels"]:
+        home, post, follow = level["home"], level["post"], level["follow"]
+        errors = home["errors"] + post["errors"] + follow["errors"]
+        drain = level["drain_before"]
+        waited = f"{drain['seconds']:g}" + ("" if drain["drained"] else " (NOT drained)")
+        rows.append(
+            f"| {level['run']} | {level['reads_per_second']:g} / {level['posts_per_second']:g}"
+            f" / {level['follows_per_second']:g} | {waited} "
+            f"| {home['p50_ms']:.1f} / {home['p99_ms']:.1f} "
+            f"| {post['p50_ms']:.1f} / {post['p99_ms']:.1f} | {follow['p99_ms']:.1f} "
+            f"| {errors} | {level['generator_lag_p99_ms']:.1f} "
+            f"| {level['load_average_before'][0]:.2f} | {'yes' if level['held'] else 'no'} |"
+        )
+    per_run = ", ".join(
+        f"run {run}: {best if best is None else f'{best:g}'}"
+        for run, best in after["highest_level_holding_per_run"].items()
+    )
+    held = ", ".join(f"{level}/s {k}" for level, k in after["held_per_level"].items())
+    return "\n".join(
+        [*rows, "", f"Highest level holding, run by run: {per_run}.", f"Held per level: {held}."]
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--after", type=Path, help="a scripts.bench.feed JSON to adopt")
     parser.add_argument("--out", type=Path, default=PICTURE)
+    parser.add_argument("--table", action="store_true", help="print the after run as Markdown")
     args = parser.parse_args()
     if args.after is not None:
         adopt(args.after)
+    if args.table:
+        print(markdown(json.loads(AFTER.read_text())))
+        return
     before = json.loads(BEFORE.read_text())
     after = json.loads(AFTER.read_text()) if AFTER.exists() else None
     draw(before, after, args.out)
