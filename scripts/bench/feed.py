@@ -34,7 +34,7 @@ import platform
 import random
 import subprocess
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -382,7 +382,12 @@ def commit() -> str:
         return "unknown"
 
 
-async def ladder_runs(bench: Bench, drain: Drain, args: argparse.Namespace) -> list[LevelRun]:
+async def ladder_runs(
+    bench: Bench,
+    drain: Drain,
+    args: argparse.Namespace,
+    after_run: Callable[[list[LevelRun]], None],
+) -> list[LevelRun]:
     """The whole ladder of levels, `args.runs` times; every level starts drained. With a
     --budget (seconds from the benchmark's start), a run that would not end within it
     (judged by the runs before) is not begun: the stack is shared, and a hold on it is
@@ -432,6 +437,7 @@ async def ladder_runs(bench: Bench, drain: Drain, args: argparse.Namespace) -> l
                 # The server may still be working through requests the client gave up on;
                 # none of the drain's counts show that, the gateway's answer time does.
                 print(f"  {await gateway_settled(bench.client)}", flush=True)
+        after_run(done)
     return done
 
 
@@ -519,7 +525,12 @@ async def main(args: argparse.Namespace) -> None:
             cold = await closed_loop(len(seed["readers"]), 8, bench.home)
             cold_summary = summary("home feed, cold cache x8", cold, {200})
             print(cold_summary.line(), flush=True)
-            levels = await ladder_runs(bench, drain, args)
+            levels = await ladder_runs(
+                bench,
+                drain,
+                args,
+                lambda done: write_results(args, seed, started_at, first, cold_summary, done),
+            )
             fan: dict[str, Any] | None = None
             naive: list[Summary] = []
             if not args.ladder_only:
@@ -535,6 +546,21 @@ async def main(args: argparse.Namespace) -> None:
                     print(naive[-1].line(), flush=True)
     finally:
         await drain.close()
+    write_results(args, seed, started_at, first, cold_summary, levels, fan, naive)
+
+
+def write_results(
+    args: argparse.Namespace,
+    seed: dict[str, Any],
+    started_at: datetime,
+    first: DrainReport,
+    cold_summary: Summary,
+    levels: list[LevelRun],
+    fan: dict[str, Any] | None = None,
+    naive: list[Summary] | None = None,
+) -> None:
+    """The JSON and the distributions' picture, for the runs complete so far (written after
+    each, so a run cut short by the stack's hold loses only itself)."""
     runs = max(level.run for level in levels)
     per_run = {run: highest_held(levels, run) for run in range(1, runs + 1)}
     held = held_per_level(levels, runs)
@@ -564,7 +590,7 @@ async def main(args: argparse.Namespace) -> None:
         "held_per_level": held,
         "plotted": [{"run": level.run, "reads_per_second": level.reads} for level in shown],
         "fanout": fan,
-        "baseline": [asdict(n) for n in naive],
+        "baseline": [asdict(n) for n in naive or []],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2, default=str))

@@ -154,7 +154,7 @@ def adopt(source: Path) -> None:
 def markdown(after: dict[str, Any]) -> str:
     """The adopted run as docs/benchmarks.md shows it: one row per level and run."""
     rows = [
-        "| run | level (reads/posts/follows per s) | waited before (s) | home p50 / p99 ms "
+        "| run | level (reads/posts/follows per s) | drained before it in s (what) | home p50 / p99 ms "
         "| post p50 / p99 ms | follow p99 ms | errors | generator lag p99 ms | load avg "
         "| held |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -163,7 +163,12 @@ def markdown(after: dict[str, Any]) -> str:
         home, post, follow = level["home"], level["post"], level["follow"]
         errors = home["errors"] + post["errors"] + follow["errors"]
         drain = level["drain_before"]
-        waited = f"{drain['seconds']:g}" + ("" if drain["drained"] else " (NOT drained)")
+        what = ", ".join(f"{name} {n}" for name, n in drain["waited_for"].items())
+        waited = f"{drain['seconds']:g}" + (f" ({what})" if what else "")
+        if not drain["drained"]:
+            waited += " NOT drained: " + ", ".join(
+                f"{k} {v}" for k, v in drain["remaining"].items()
+            )
         rows.append(
             f"| {level['run']} | {level['reads_per_second']:g} / {level['posts_per_second']:g}"
             f" / {level['follows_per_second']:g} | {waited} "
