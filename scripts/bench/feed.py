@@ -374,10 +374,16 @@ def plot(path: Path, groups: dict[str, list[float]], title: str) -> None:
 
 
 def commit() -> str:
-    try:
+    """The commit measured, and whether the tree had changes on top of it."""
+
+    def git(*arguments: str) -> str:
         return subprocess.run(
-            ["git", "log", "-1", "--format=%h %s"], capture_output=True, text=True, check=True
+            ["git", *arguments], capture_output=True, text=True, check=True
         ).stdout.strip()
+
+    try:
+        changed = git("status", "--porcelain", "--untracked-files=no")
+        return git("log", "-1", "--format=%h %s") + (" (+ uncommitted changes)" if changed else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
