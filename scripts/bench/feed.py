@@ -552,7 +552,8 @@ async def main(args: argparse.Namespace) -> None:
                     print(naive[-1].line(), flush=True)
     finally:
         await drain.close()
-    write_results(args, seed, started_at, first, cold_summary, levels, fan, naive)
+    if not args.ladder_only:  # the ladder's results were written after its last run
+        write_results(args, seed, started_at, first, cold_summary, levels, fan, naive)
 
 
 def write_results(
