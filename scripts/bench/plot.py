@@ -61,6 +61,15 @@ def after_series(data: dict[str, Any]) -> list[tuple[str, dict[str, Series]]]:
     return series
 
 
+def errored(data: dict[str, Any], run: int, kind: str) -> Series:
+    rate = "reads_per_second" if kind == "home" else "posts_per_second"
+    return [
+        (level[rate], level[kind]["p99_ms"])
+        for level in data["levels"]
+        if level["run"] == run and sum(level[part]["errors"] for part in ("home", "post", "follow"))
+    ]
+
+
 def draw(before: dict[str, Any], after: dict[str, Any] | None, path: Path) -> None:
     import matplotlib
 
@@ -84,7 +93,13 @@ def draw(before: dict[str, Any], after: dict[str, Any] | None, path: Path) -> No
                     continue
                 xs, ys = zip(*series[kind], strict=True)
                 rates.update(xs)
-                axes.plot(xs, ys, "o-", color=colours[index % len(colours)], label=label, ms=5)
+                colour = colours[index % len(colours)]
+                axes.plot(xs, ys, "o-", color=colour, label=label, ms=5)
+                # Levels with errors (requests cut off unanswered): p99 is a lower bound.
+                failed = [point for point in errored(after, index + 1, kind)]
+                if failed:
+                    fx, fy = zip(*failed, strict=True)
+                    axes.plot(fx, fy, "o", ms=9, mfc="white", mec=colour, zorder=3)
         axes.axhline(TARGET_MS[kind], color="black", linestyle=":", linewidth=1)
         axes.annotate(
             f"p99 target {TARGET_MS[kind]:g} ms",
@@ -126,10 +141,12 @@ def draw(before: dict[str, Any], after: dict[str, Any] | None, path: Path) -> No
     if after is not None:
         meta = after["meta"]
         data = meta["data"]
+        loads = [level["load_average_before"][0] for level in after["levels"]]
         conditions += (
             f"\nafter: {data['users']:,} users, {data['posts']:,} posts, "
-            f"{data['feed_items']:,} feed items, drained before every level, "
-            f"commit {meta['commit'][:50]}"
+            f"{data['feed_items']:,} feed items, drained before every level, commit "
+            f"{meta['commit'].split()[0]}, load average {min(loads):.1f}-{max(loads):.1f}"
+            " on 2 cores\nhollow marker: a level with errors (requests cut off), its p99 a lower bound"
         )
     figure.suptitle(
         "ZAP feed benchmark, mix reads:posts:follows = 10:2:1, open loop\n" + conditions,
@@ -178,7 +195,7 @@ def markdown(after: dict[str, Any]) -> str:
             f"| {level['load_average_before'][0]:.2f} | {'yes' if level['held'] else 'no'} |"
         )
     per_run = ", ".join(
-        f"run {run}: {best if best is None else f'{best:g}'}"
+        f"run {run}: {'none' if best is None else f'{best:g}'}"
         for run, best in after["highest_level_holding_per_run"].items()
     )
     held = ", ".join(f"{level}/s {k}" for level, k in after["held_per_level"].items())
