@@ -12,7 +12,9 @@
    printed. The whole ladder runs --runs times; for each run the highest level whose
    home-feed p99 < 50 ms and post-write p99 < 100 ms with no errors is reported, and for
    each level in how many runs it held. A level that could not drain before it is reported
-   as such and never counts as held.
+   as such and never counts as held. Requests still unanswered --grace seconds after a
+   level's schedule are cut off as errors, so an overloaded level ends; the load
+   generator's lag behind its schedule is reported beside each level.
 2. Fanout: the seeded giant (just under the fanout threshold) posts; feed items written per
    second by the worker (from its outbox record) and time until a follower's feed shows it.
 3. Baseline: a naive pull-only feed, one SQL query joining follows and posts ordered by the
