@@ -18,24 +18,33 @@ SCORING = "zap:moderation:jobs"
 
 
 @pytest.fixture
-async def drain(databases: dict[str, str], redis_db: tuple[str, Redis]) -> AsyncIterator[Drain]:
-    pools = {
+async def pools(databases: dict[str, str]) -> AsyncIterator[dict[str, asyncpg.Pool]]:
+    opened = {
         name: await asyncpg.create_pool(asyncpg_dsn(databases[name]), min_size=1, max_size=2)
         for name in ("feed", "graph", "moderation")
     }
-    async with pools["feed"].acquire() as connection:
+    async with opened["feed"].acquire() as connection:
         await connection.execute("DELETE FROM fanout_outbox")
-    opened = Drain(redis_db[1], pools["feed"], pools)
     try:
         yield opened
     finally:
-        for pool in pools.values():
+        for pool in opened.values():
             await pool.close()
 
 
-async def owe_a_fanout(drain: Drain) -> uuid.UUID:
+@pytest.fixture
+def feed(pools: dict[str, asyncpg.Pool]) -> asyncpg.Pool:
+    return pools["feed"]
+
+
+@pytest.fixture
+def drain(pools: dict[str, asyncpg.Pool], redis_db: tuple[str, Redis]) -> Drain:
+    return Drain(redis_db[1], pools["feed"], pools)
+
+
+async def owe_a_fanout(feed: asyncpg.Pool) -> uuid.UUID:
     post_id = uuid.uuid4()
-    async with drain._feed.acquire() as connection:
+    async with feed.acquire() as connection:
         await connection.execute(
             "INSERT INTO fanout_outbox (post_id, author_id) VALUES ($1, $2)", post_id, uuid.uuid4()
         )
@@ -43,10 +52,10 @@ async def owe_a_fanout(drain: Drain) -> uuid.UUID:
 
 
 async def test_the_drain_names_each_kind_of_outstanding_work(
-    drain: Drain, redis_db: tuple[str, Redis]
+    drain: Drain, feed: asyncpg.Pool, redis_db: tuple[str, Redis]
 ) -> None:
     redis = redis_db[1]
-    await owe_a_fanout(drain)
+    await owe_a_fanout(feed)
     await redis.xgroup_create(STREAM, "notification", id="0", mkstream=True)
     await redis.xadd(STREAM, {b"e": b"unread"})
     await redis.zadd(SCORING, {"due": time.time() * 1000})
@@ -63,8 +72,10 @@ async def test_the_drain_names_each_kind_of_outstanding_work(
     assert backlog.jobs_deferred[SCORING] == 1
 
 
-async def test_a_drain_that_times_out_says_so_and_what_was_left(drain: Drain) -> None:
-    await owe_a_fanout(drain)
+async def test_a_drain_that_times_out_says_so_and_what_was_left(
+    drain: Drain, feed: asyncpg.Pool
+) -> None:
+    await owe_a_fanout(feed)
 
     report = await drain.wait(0.5, poll_s=0.1, kick_scoring=False)
 
@@ -74,16 +85,16 @@ async def test_a_drain_that_times_out_says_so_and_what_was_left(drain: Drain) ->
 
 
 async def test_the_drain_ends_once_the_work_is_done_and_reports_what_it_waited_for(
-    drain: Drain, redis_db: tuple[str, Redis]
+    drain: Drain, feed: asyncpg.Pool, redis_db: tuple[str, Redis]
 ) -> None:
     redis = redis_db[1]
-    post_id = await owe_a_fanout(drain)
+    post_id = await owe_a_fanout(feed)
     await redis.xgroup_create(STREAM, "notification", id="$", mkstream=True)
     await redis.xadd(STREAM, {b"e": b"unread"})
 
     async def workers_catch_up() -> None:
         await asyncio.sleep(0.5)
-        async with drain._feed.acquire() as connection:
+        async with feed.acquire() as connection:
             await connection.execute(
                 "UPDATE fanout_outbox SET done_at = now() WHERE post_id = $1", post_id
             )
