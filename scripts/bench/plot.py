@@ -19,10 +19,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-DATA = Path("docs/bench-data")
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+DATA = DOCS / "bench-data"
 BEFORE = DATA / "feed-before.json"
 AFTER = DATA / "feed-after.json"
-PICTURE = Path("docs/feed-p99.png")
+PICTURE = DOCS / "feed-p99.png"
 # Issue 12's target level: 300 home reads/s with 60 posts/s (and 30 follows/s).
 GOAL = {"home": 300.0, "post": 60.0}
 TARGET_MS = {"home": 50.0, "post": 100.0}
