@@ -1,5 +1,5 @@
 # One set of entry points for people and CI; each target calls a script in scripts/.
-.PHONY: up up-bench test lint generate format migrate bench bench-quick
+.PHONY: up up-bench test lint generate format migrate bench bench-quick bench-plot
 
 up:        ## run the whole stack locally (gateway on :8080)
 	scripts/up
@@ -32,6 +32,9 @@ bench:     ## benchmarks against the running stack (make up-bench; seed with scr
 	.venv/bin/python -m scripts.bench.moderation
 	.venv/bin/python -m scripts.bench.media
 	.venv/bin/python -m scripts.bench.notifications
+
+bench-plot:  ## redraw docs/feed-p99.png (feed p99 against offered load, before and after) from docs/bench-data/
+	.venv/bin/python -m scripts.bench.plot
 
 bench-quick:  ## CPU per request by process and throughput vs /healthz, wrk closed loop (~1 minute)
 	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
