@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -13,6 +13,7 @@ from sqlalchemy import (
     Table,
     Uuid,
     any_,
+    column,
     delete,
     func,
     literal,
@@ -20,8 +21,10 @@ from sqlalchemy import (
     tuple_,
     union,
     update,
+    values,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notification.models import (
@@ -38,156 +41,138 @@ _COLUMNS = [column.name for column in _NOTIFICATIONS.columns]
 
 @dataclass(frozen=True, slots=True)
 class ActorMark:
-    """Record that `actor_id` appears in the notification, under `key`, as of `acted_at`."""
+    """Record that `actor_id` appears in notification `notification_id` of the recipient,
+    under `key`, as of `acted_at`."""
 
+    recipient_id: uuid.UUID
     key: str
     actor_id: uuid.UUID
+    notification_id: uuid.UUID
     acted_at: datetime
 
 
+Claim = tuple[uuid.UUID, uuid.UUID]  # (event id, recipient id)
+GroupRef = tuple[uuid.UUID, str]  # (recipient id, group key)
+ActorRef = tuple[uuid.UUID, str, uuid.UUID]  # (recipient id, group key, actor id)
+
+
 class DeliveryRepository:
-    """One delivery is four round trips: claim and lock, the actor's past, the open group,
-    and one statement that writes the notification, the cursor and the actor together.
+    """A batch of deliveries is a handful of round trips whatever its size: claim, lock,
+    the open groups, the actors' past, and one statement that writes everything.
     (Core statements, not the ORM's unit of work: this is the worker's hot path.)"""
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def claim_and_lock(
-        self, event_id: uuid.UUID, recipient_id: uuid.UUID, now: datetime
-    ) -> int | None:
-        """Record the event as delivered to the recipient and lock the recipient's sequence
-        row until the transaction ends; the last cursor, or None when the event was already
-        delivered. A concurrent delivery of the same event waits until the first commits."""
-        claimed = (
+    async def claim(self, claims: Sequence[Claim], now: datetime) -> set[Claim]:
+        """Record each event as delivered to its recipient; the claims that were new. A
+        concurrent claim of the same pair waits until the first one's transaction ends."""
+        if not claims:
+            return set()
+        rows = [
+            {"event_id": event_id, "recipient_id": recipient_id, "delivered_at": now}
+            # In one order everywhere, so two batches that overlap (a takeover) cannot deadlock.
+            for event_id, recipient_id in sorted(set(claims))
+        ]
+        result = await self._session.execute(
             insert(DeliveredEvent)
-            .values(event_id=event_id, recipient_id=recipient_id, delivered_at=now)
+            .values(rows)
             .on_conflict_do_nothing(
                 index_elements=[DeliveredEvent.event_id, DeliveredEvent.recipient_id]
             )
-            .returning(DeliveredEvent.recipient_id)
-            .cte("claimed")
+            .returning(DeliveredEvent.event_id, DeliveredEvent.recipient_id)
         )
-        lock = (
+        return {(row[0], row[1]) for row in result.all()}
+
+    async def lock_recipients(self, recipient_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
+        """Lock the recipients' sequence rows until the transaction ends (in id order, so
+        batches never deadlock on each other); each one's last cursor."""
+        wanted = sorted(set(recipient_ids))
+        if not wanted:
+            return {}
+        statement = (
             insert(RecipientSequence)
-            .from_select(
-                ["recipient_id", "last_cursor"],
-                select(claimed.c.recipient_id, literal(0, BigInteger)),
-            )
+            .values([{"recipient_id": r, "last_cursor": 0} for r in wanted])
             # A no-op update still takes the row lock, and answers the current value.
             .on_conflict_do_update(
                 index_elements=[RecipientSequence.recipient_id],
                 set_={"last_cursor": RecipientSequence.__table__.c.last_cursor},
             )
-            .returning(RecipientSequence.last_cursor)
-            .add_cte(claimed)
+            .returning(RecipientSequence.recipient_id, RecipientSequence.last_cursor)
         )
-        row = (await self._session.execute(lock)).first()
-        return None if row is None else int(row[0])
+        result = await self._session.execute(statement)
+        return {row[0]: int(row[1]) for row in result.all()}
 
     async def lock_recipient(self, recipient_id: uuid.UUID) -> int:
         """Lock the recipient's sequence row until the transaction ends; its last cursor."""
-        statement = (
-            insert(RecipientSequence)
-            .values(recipient_id=recipient_id, last_cursor=0)
-            .on_conflict_do_update(
-                index_elements=[RecipientSequence.recipient_id],
-                set_={"last_cursor": RecipientSequence.__table__.c.last_cursor},
-            )
-            .returning(RecipientSequence.last_cursor)
-        )
-        return int((await self._session.execute(statement)).scalar_one())
+        return (await self.lock_recipients([recipient_id]))[recipient_id]
 
-    async def counted_in(
-        self, recipient_id: uuid.UUID, key: str, actor_id: uuid.UUID
-    ) -> uuid.UUID | None:
-        """The notification the actor is already counted in under this key, if any."""
-        result = await self._session.execute(
-            select(NotificationActor.notification_id).where(
-                NotificationActor.recipient_id == recipient_id,
-                NotificationActor.group_key == key,
-                NotificationActor.actor_id == actor_id,
-            )
-        )
-        return result.scalar_one_or_none()
-
-    async def acted_at(
-        self, recipient_id: uuid.UUID, group_key: str, actor_ids: Sequence[uuid.UUID]
-    ) -> dict[uuid.UUID, datetime]:
-        """When each of these actors last acted in the group (a few key lookups)."""
-        if not actor_ids:
+    async def open_groups(
+        self, groups: Iterable[GroupRef], since: datetime
+    ) -> dict[GroupRef, Notification]:
+        """Each recipient's latest notification of each group key, if created since `since`
+        (detached copies: changes are written back with `write`)."""
+        wanted = list(dict.fromkeys(groups))
+        if not wanted:
             return {}
-        result = await self._session.execute(
-            select(NotificationActor.actor_id, NotificationActor.acted_at).where(
-                NotificationActor.recipient_id == recipient_id,
-                NotificationActor.group_key == group_key,
-                NotificationActor.actor_id.in_(actor_ids),
-            )
-        )
-        return {row[0]: row[1] for row in result.all()}
-
-    async def open_group(
-        self, recipient_id: uuid.UUID, group_key: str, since: datetime
-    ) -> Notification | None:
-        """The recipient's latest notification of this group key, if created since `since`
-        (a detached copy: changes are written back with `write`)."""
         table = _NOTIFICATIONS
         result = await self._session.execute(
             select(table)
             .where(
-                table.c.recipient_id == recipient_id,
-                table.c.group_key == group_key,
+                tuple_(table.c.recipient_id, table.c.group_key).in_(wanted),
                 table.c.group_key != "",
                 table.c.created_at >= since,
             )
-            .order_by(table.c.created_at.desc())
-            .limit(1)
+            .ext(distinct_on(table.c.recipient_id, table.c.group_key))
+            .order_by(table.c.recipient_id, table.c.group_key, table.c.created_at.desc())
         )
-        row = result.first()
-        return None if row is None else Notification(**row._asdict())
+        found = [Notification(**row._asdict()) for row in result.all()]
+        return {(n.recipient_id, n.group_key): n for n in found}
+
+    async def marks(self, refs: Iterable[ActorRef]) -> dict[ActorRef, ActorMark]:
+        """Where and when these actors were last recorded (the notification they are counted
+        in, when they acted): a few key lookups."""
+        wanted = list(dict.fromkeys(refs))
+        if not wanted:
+            return {}
+        table = NotificationActor
+        result = await self._session.execute(
+            select(
+                table.recipient_id,
+                table.group_key,
+                table.actor_id,
+                table.notification_id,
+                table.acted_at,
+            ).where(tuple_(table.recipient_id, table.group_key, table.actor_id).in_(wanted))
+        )
+        return {(row[0], row[1], row[2]): ActorMark(*row) for row in result.all()}
 
     async def write(
-        self, notification: Notification, *, new: bool, actor: ActorMark | None
+        self,
+        new: Sequence[Notification],
+        changed: Sequence[Notification],
+        marks: Sequence[ActorMark],
+        last_cursors: Mapping[uuid.UUID, int],
     ) -> None:
-        """Insert or update the notification, move the recipient's cursor to it and record
-        its actor: one statement."""
-        values = {name: getattr(notification, name) for name in _COLUMNS}
-        recipient_id = notification.recipient_id
-        parts: list[Any] = [
-            update(RecipientSequence)
-            .where(RecipientSequence.recipient_id == recipient_id)
-            .values(last_cursor=notification.cursor)
-            .cte("moved")
-        ]
-        if actor is not None:
-            mark = insert(NotificationActor).values(
-                recipient_id=recipient_id,
-                group_key=actor.key,
-                actor_id=actor.actor_id,
-                notification_id=notification.id,
-                acted_at=actor.acted_at,
-            )
-            parts.append(
-                mark.on_conflict_do_update(
-                    index_elements=[
-                        NotificationActor.recipient_id,
-                        NotificationActor.group_key,
-                        NotificationActor.actor_id,
-                    ],
-                    set_={
-                        "notification_id": mark.excluded.notification_id,
-                        "acted_at": func.greatest(
-                            NotificationActor.__table__.c.acted_at, mark.excluded.acted_at
-                        ),
-                    },
-                ).cte("marked")
-            )
-        table = _NOTIFICATIONS
-        statement: Any
+        """Insert the new notifications, update the changed ones, record the actors and move
+        the recipients' cursors: one statement (a notification appears in one list once)."""
+        parts: list[Any] = []
         if new:
-            statement = insert(table).values(**values)
-        else:
-            statement = update(table).where(table.c.id == notification.id).values(**values)
+            rows = [{name: getattr(n, name) for name in _COLUMNS} for n in new]
+            parts.append(insert(_NOTIFICATIONS).values(rows).cte("created"))
+        if changed:
+            parts.append(_update_notifications(changed).cte("regrouped"))
+        if marks:
+            parts.append(_record_actors(marks).cte("marked"))
+        moved = values(
+            column("recipient_id", Uuid), column("last_cursor", BigInteger), name="moved"
+        ).data(sorted(last_cursors.items()))
+        sequences = cast(Table, RecipientSequence.__table__)
+        statement = (
+            update(sequences)
+            .where(sequences.c.recipient_id == moved.c.recipient_id)
+            .values(last_cursor=moved.c.last_cursor)
+        )
         await self._session.execute(statement.add_cte(*parts))
 
     # --- blocks -------------------------------------------------------------------------------
@@ -288,3 +273,50 @@ class DeliveryRepository:
             .returning(DeliveredEvent.event_id)
         )
         return len(result.all())
+
+
+# What a regrouping changes; the rest of a notification never does.
+_REGROUPED = ("actor_ids", "actor_count", "comment_id", "read_at", "updated_at", "cursor")
+
+
+def _update_notifications(changed: Sequence[Notification]) -> Any:
+    table = _NOTIFICATIONS
+    data = values(
+        column("id", Uuid),
+        *(column(name, table.c[name].type) for name in _REGROUPED),
+        name="changes",
+    ).data([(n.id, *(getattr(n, name) for name in _REGROUPED)) for n in changed])
+    return (
+        update(table)
+        .where(table.c.id == data.c.id)
+        # Typed: a column whose values are all NULL would otherwise be text.
+        .values({name: sql_cast(data.c[name], table.c[name].type) for name in _REGROUPED})
+    )
+
+
+def _record_actors(marks: Sequence[ActorMark]) -> Any:
+    statement = insert(NotificationActor).values(
+        [
+            {
+                "recipient_id": m.recipient_id,
+                "group_key": m.key,
+                "actor_id": m.actor_id,
+                "notification_id": m.notification_id,
+                "acted_at": m.acted_at,
+            }
+            for m in marks
+        ]
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[
+            NotificationActor.recipient_id,
+            NotificationActor.group_key,
+            NotificationActor.actor_id,
+        ],
+        set_={
+            "notification_id": statement.excluded.notification_id,
+            "acted_at": func.greatest(
+                NotificationActor.__table__.c.acted_at, statement.excluded.acted_at
+            ),
+        },
+    )
