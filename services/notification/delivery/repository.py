@@ -6,25 +6,21 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import (
-    BigInteger,
     Table,
     Uuid,
     any_,
-    column,
     delete,
     func,
     literal,
     select,
+    text,
     tuple_,
     union,
     update,
-    values,
 )
-from sqlalchemy import cast as sql_cast
-from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notification.models import (
@@ -59,7 +55,12 @@ ActorRef = tuple[uuid.UUID, str, uuid.UUID]  # (recipient id, group key, actor i
 class DeliveryRepository:
     """A batch of deliveries is a handful of round trips whatever its size: claim, lock,
     the open groups, the actors' past, and one statement that writes everything.
-    (Core statements, not the ORM's unit of work: this is the worker's hot path.)"""
+
+    The batch statements take arrays (unnest), so their SQL is the same for any batch size:
+    compiled once by SQLAlchemy and prepared once per connection by asyncpg, where a row
+    list would make every batch size a new statement (compiling was a quarter of the
+    worker's CPU). This is the worker's hot path, hence plain SQL.
+    """
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -69,18 +70,15 @@ class DeliveryRepository:
         concurrent claim of the same pair waits until the first one's transaction ends."""
         if not claims:
             return set()
-        rows = [
-            {"event_id": event_id, "recipient_id": recipient_id, "delivered_at": now}
-            # In one order everywhere, so two batches that overlap (a takeover) cannot deadlock.
-            for event_id, recipient_id in sorted(set(claims))
-        ]
+        # In one order everywhere, so two batches that overlap (a takeover) cannot deadlock.
+        ordered = sorted(set(claims))
         result = await self._session.execute(
-            insert(DeliveredEvent)
-            .values(rows)
-            .on_conflict_do_nothing(
-                index_elements=[DeliveredEvent.event_id, DeliveredEvent.recipient_id]
-            )
-            .returning(DeliveredEvent.event_id, DeliveredEvent.recipient_id)
+            _CLAIM,
+            {
+                "events": [e for e, _ in ordered],
+                "recipients": [r for _, r in ordered],
+                "now": now,
+            },
         )
         return {(row[0], row[1]) for row in result.all()}
 
@@ -90,17 +88,7 @@ class DeliveryRepository:
         wanted = sorted(set(recipient_ids))
         if not wanted:
             return {}
-        statement = (
-            insert(RecipientSequence)
-            .values([{"recipient_id": r, "last_cursor": 0} for r in wanted])
-            # A no-op update still takes the row lock, and answers the current value.
-            .on_conflict_do_update(
-                index_elements=[RecipientSequence.recipient_id],
-                set_={"last_cursor": RecipientSequence.__table__.c.last_cursor},
-            )
-            .returning(RecipientSequence.recipient_id, RecipientSequence.last_cursor)
-        )
-        result = await self._session.execute(statement)
+        result = await self._session.execute(_LOCK, {"recipients": wanted})
         return {row[0]: int(row[1]) for row in result.all()}
 
     async def lock_recipient(self, recipient_id: uuid.UUID) -> int:
@@ -115,16 +103,13 @@ class DeliveryRepository:
         wanted = list(dict.fromkeys(groups))
         if not wanted:
             return {}
-        table = _NOTIFICATIONS
         result = await self._session.execute(
-            select(table)
-            .where(
-                tuple_(table.c.recipient_id, table.c.group_key).in_(wanted),
-                table.c.group_key != "",
-                table.c.created_at >= since,
-            )
-            .ext(distinct_on(table.c.recipient_id, table.c.group_key))
-            .order_by(table.c.recipient_id, table.c.group_key, table.c.created_at.desc())
+            _OPEN_GROUPS,
+            {
+                "recipients": [r for r, _ in wanted],
+                "keys": [k for _, k in wanted],
+                "since": since,
+            },
         )
         found = [Notification(**row._asdict()) for row in result.all()]
         return {(n.recipient_id, n.group_key): n for n in found}
@@ -135,15 +120,13 @@ class DeliveryRepository:
         wanted = list(dict.fromkeys(refs))
         if not wanted:
             return {}
-        table = NotificationActor
         result = await self._session.execute(
-            select(
-                table.recipient_id,
-                table.group_key,
-                table.actor_id,
-                table.notification_id,
-                table.acted_at,
-            ).where(tuple_(table.recipient_id, table.group_key, table.actor_id).in_(wanted))
+            _MARKS,
+            {
+                "recipients": [r for r, _, _ in wanted],
+                "keys": [k for _, k, _ in wanted],
+                "actors": [a for _, _, a in wanted],
+            },
         )
         return {(row[0], row[1], row[2]): ActorMark(*row) for row in result.all()}
 
@@ -153,27 +136,41 @@ class DeliveryRepository:
         changed: Sequence[Notification],
         marks: Sequence[ActorMark],
         last_cursors: Mapping[uuid.UUID, int],
+        now: datetime,
     ) -> None:
-        """Insert the new notifications, update the changed ones, record the actors and move
-        the recipients' cursors: one statement (a notification appears in one list once)."""
-        parts: list[Any] = []
-        if new:
-            rows = [{name: getattr(n, name) for name in _COLUMNS} for n in new]
-            parts.append(insert(_NOTIFICATIONS).values(rows).cte("created"))
-        if changed:
-            parts.append(_update_notifications(changed).cte("regrouped"))
-        if marks:
-            parts.append(_record_actors(marks).cte("marked"))
-        moved = values(
-            column("recipient_id", Uuid), column("last_cursor", BigInteger), name="moved"
-        ).data(sorted(last_cursors.items()))
-        sequences = cast(Table, RecipientSequence.__table__)
-        statement = (
-            update(sequences)
-            .where(sequences.c.recipient_id == moved.c.recipient_id)
-            .values(last_cursor=moved.c.last_cursor)
+        """Insert the new notifications, update the changed ones (regrouped: unread again,
+        updated `now`), record the actors and move the recipients' cursors: one statement
+        (a notification appears in one list, once; an actor mark once)."""
+        moved = sorted(last_cursors.items())
+        await self._session.execute(
+            _WRITE,
+            {
+                "now": now,
+                "n_id": [n.id for n in new],
+                "n_recipient": [n.recipient_id for n in new],
+                "n_kind": [n.kind for n in new],
+                "n_key": [n.group_key for n in new],
+                "n_actors": [_uuid_array(n.actor_ids) for n in new],
+                "n_count": [n.actor_count for n in new],
+                "n_post": [n.post_id for n in new],
+                "n_comment": [n.comment_id for n in new],
+                "n_action": [n.action for n in new],
+                "n_reason": [n.reason for n in new],
+                "n_cursor": [n.cursor for n in new],
+                "c_id": [n.id for n in changed],
+                "c_actors": [_uuid_array(n.actor_ids) for n in changed],
+                "c_count": [n.actor_count for n in changed],
+                "c_comment": [n.comment_id for n in changed],
+                "c_cursor": [n.cursor for n in changed],
+                "m_recipient": [m.recipient_id for m in marks],
+                "m_key": [m.key for m in marks],
+                "m_actor": [m.actor_id for m in marks],
+                "m_notification": [m.notification_id for m in marks],
+                "m_at": [m.acted_at for m in marks],
+                "s_recipient": [r for r, _ in moved],
+                "s_last": [last for _, last in moved],
+            },
         )
-        await self._session.execute(statement.add_cte(*parts))
 
     # --- blocks -------------------------------------------------------------------------------
 
@@ -275,48 +272,92 @@ class DeliveryRepository:
         return len(result.all())
 
 
-# What a regrouping changes; the rest of a notification never does.
-_REGROUPED = ("actor_ids", "actor_count", "comment_id", "read_at", "updated_at", "cursor")
+def _uuid_array(ids: Sequence[uuid.UUID]) -> str:
+    """A uuid[] literal: unnest cannot take an array of arrays of different lengths."""
+    return "{" + ",".join(str(i) for i in ids) + "}"
 
 
-def _update_notifications(changed: Sequence[Notification]) -> Any:
-    table = _NOTIFICATIONS
-    data = values(
-        column("id", Uuid),
-        *(column(name, table.c[name].type) for name in _REGROUPED),
-        name="changes",
-    ).data([(n.id, *(getattr(n, name) for name in _REGROUPED)) for n in changed])
-    return (
-        update(table)
-        .where(table.c.id == data.c.id)
-        # Typed: a column whose values are all NULL would otherwise be text.
-        .values({name: sql_cast(data.c[name], table.c[name].type) for name in _REGROUPED})
+_CLAIM = text(
+    """
+    INSERT INTO delivered_events (event_id, recipient_id, delivered_at)
+    SELECT t.event_id, t.recipient_id, CAST(:now AS timestamptz)
+    FROM unnest(CAST(:events AS uuid[]), CAST(:recipients AS uuid[])) AS t(event_id, recipient_id)
+    ORDER BY t.event_id, t.recipient_id
+    ON CONFLICT (event_id, recipient_id) DO NOTHING
+    RETURNING event_id, recipient_id
+    """
+)
+
+# A no-op update still takes the row lock, and answers the current value.
+_LOCK = text(
+    """
+    INSERT INTO recipient_sequences (recipient_id, last_cursor)
+    SELECT t.recipient_id, 0 FROM unnest(CAST(:recipients AS uuid[])) AS t(recipient_id)
+    ORDER BY t.recipient_id
+    ON CONFLICT (recipient_id) DO UPDATE SET last_cursor = recipient_sequences.last_cursor
+    RETURNING recipient_id, last_cursor
+    """
+)
+
+_OPEN_GROUPS = text(
+    """
+    SELECT DISTINCT ON (n.recipient_id, n.group_key) n.*
+    FROM notifications AS n
+    JOIN unnest(CAST(:recipients AS uuid[]), CAST(:keys AS text[])) AS w(recipient_id, group_key)
+      ON n.recipient_id = w.recipient_id AND n.group_key = w.group_key
+    WHERE n.group_key <> '' AND n.created_at >= CAST(:since AS timestamptz)
+    ORDER BY n.recipient_id, n.group_key, n.created_at DESC
+    """
+)
+
+_MARKS = text(
+    """
+    SELECT a.recipient_id, a.group_key, a.actor_id, a.notification_id, a.acted_at
+    FROM notification_actors AS a
+    JOIN unnest(CAST(:recipients AS uuid[]), CAST(:keys AS text[]), CAST(:actors AS uuid[]))
+      AS w(recipient_id, group_key, actor_id)
+      ON a.recipient_id = w.recipient_id AND a.group_key = w.group_key
+     AND a.actor_id = w.actor_id
+    """
+)
+
+# Every column of notifications (services/notification/models.py) is named here.
+_WRITE = text(
+    """
+    WITH created AS (
+      INSERT INTO notifications (id, recipient_id, kind, group_key, actor_ids, actor_count,
+        post_id, comment_id, action, reason, read_at, created_at, updated_at, cursor)
+      SELECT t.id, t.recipient_id, t.kind, t.group_key, CAST(t.actor_ids AS uuid[]),
+        t.actor_count, t.post_id, t.comment_id, t.action, t.reason, NULL,
+        CAST(:now AS timestamptz), CAST(:now AS timestamptz), t.cursor
+      FROM unnest(CAST(:n_id AS uuid[]), CAST(:n_recipient AS uuid[]), CAST(:n_kind AS text[]),
+        CAST(:n_key AS text[]), CAST(:n_actors AS text[]), CAST(:n_count AS bigint[]),
+        CAST(:n_post AS uuid[]), CAST(:n_comment AS uuid[]), CAST(:n_action AS text[]),
+        CAST(:n_reason AS text[]), CAST(:n_cursor AS bigint[]))
+        AS t(id, recipient_id, kind, group_key, actor_ids, actor_count, post_id, comment_id,
+          action, reason, cursor)
+    ), regrouped AS (
+      UPDATE notifications AS n
+      SET actor_ids = CAST(t.actor_ids AS uuid[]), actor_count = t.actor_count,
+        comment_id = t.comment_id, read_at = NULL, updated_at = CAST(:now AS timestamptz),
+        cursor = t.cursor
+      FROM unnest(CAST(:c_id AS uuid[]), CAST(:c_actors AS text[]), CAST(:c_count AS bigint[]),
+        CAST(:c_comment AS uuid[]), CAST(:c_cursor AS bigint[]))
+        AS t(id, actor_ids, actor_count, comment_id, cursor)
+      WHERE n.id = t.id
+    ), marked AS (
+      INSERT INTO notification_actors (recipient_id, group_key, actor_id, notification_id,
+        acted_at)
+      SELECT * FROM unnest(CAST(:m_recipient AS uuid[]), CAST(:m_key AS text[]),
+        CAST(:m_actor AS uuid[]), CAST(:m_notification AS uuid[]),
+        CAST(:m_at AS timestamptz[]))
+      ON CONFLICT (recipient_id, group_key, actor_id) DO UPDATE
+        SET notification_id = excluded.notification_id,
+            acted_at = greatest(notification_actors.acted_at, excluded.acted_at)
     )
-
-
-def _record_actors(marks: Sequence[ActorMark]) -> Any:
-    statement = insert(NotificationActor).values(
-        [
-            {
-                "recipient_id": m.recipient_id,
-                "group_key": m.key,
-                "actor_id": m.actor_id,
-                "notification_id": m.notification_id,
-                "acted_at": m.acted_at,
-            }
-            for m in marks
-        ]
-    )
-    return statement.on_conflict_do_update(
-        index_elements=[
-            NotificationActor.recipient_id,
-            NotificationActor.group_key,
-            NotificationActor.actor_id,
-        ],
-        set_={
-            "notification_id": statement.excluded.notification_id,
-            "acted_at": func.greatest(
-                NotificationActor.__table__.c.acted_at, statement.excluded.acted_at
-            ),
-        },
-    )
+    UPDATE recipient_sequences AS s SET last_cursor = t.last_cursor
+    FROM unnest(CAST(:s_recipient AS uuid[]), CAST(:s_last AS bigint[]))
+      AS t(recipient_id, last_cursor)
+    WHERE s.recipient_id = t.recipient_id
+    """
+)

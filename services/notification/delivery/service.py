@@ -261,4 +261,5 @@ class _BatchWriter:
             changed=[n for n in touched if n.id in self._existing],
             marks=list(self._new_marks.values()),
             last_cursors=moved,
+            now=self._now,
         )
