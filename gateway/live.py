@@ -39,7 +39,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -48,7 +48,6 @@ from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gateway import hydrate
 from gateway.deps import identity_of, verified_claims
 from gateway.problems import Problem
 from gateway.schemas.common import when
@@ -60,12 +59,14 @@ from gateway.schemas.notifications import (
 )
 from gateway.socket_slots import SocketSlotsFull
 from gateway.state import EdgeState
+from zap.auth.v1 import auth_pb2
 from zap.notification.v1 import notification_pb2
 from zapcore.access_tokens import AccessClaims
 from zapcore.errors import Unauthenticated
 from zapcore.identity import set_current_identity
 from zapcore.logging import get_logger
 from zapcore.rpc_errors import CallFailure, failure_from_rpc_error
+from zapcore.user_cards import Cards, UserCards
 
 log = get_logger(__name__)
 
@@ -218,6 +219,7 @@ class Relay:
         # stream starts, so the client sees neither gap nor duplicate.
         self._cursor = cursor
         self._ready_sent = False
+        self._cards = UserCards(edge.redis)
 
     async def run(self) -> None:
         # Tasks copy the context: every upstream call carries the caller's identity.
@@ -292,13 +294,35 @@ class Relay:
         self._send(LivePosition(type=kind, cursor=self._cursor, sent_at=when(beat.sent_at)))
 
     async def _shown(self, item: notification_pb2.Notification) -> NotificationOut | None:
+        """The notification with its actors' profiles; None when every actor has since
+        deleted their account (it says nothing any more, as in the REST list)."""
         try:
-            shown = await hydrate.notifications(self._edge.upstreams.auth, [item])
+            people = await self._actors(item.actor_ids)
         except grpc.aio.AioRpcError as error:
             # Profiles are a nicety here: the notification itself must not be held back.
             log.warning("ws.hydrate_failed", code=error.code().name)
             return NotificationOut.from_proto(item, {})
-        return shown[0] if shown else None
+        if item.actor_ids and not any(actor in people for actor in item.actor_ids):
+            return None
+        return NotificationOut.from_proto(item, people)
+
+    async def _actors(self, actor_ids: Sequence[str]) -> dict[str, auth_pb2.User]:
+        """Profiles from auth's cards in Redis (one round trip; a deleted account's is a
+        "gone" mark), auth asked only for those it has not filled (it fills them)."""
+        wanted = list(dict.fromkeys(actor_ids))
+        if not wanted:
+            return {}
+        try:
+            known = await self._cards.get(wanted)
+        except (RedisError, OSError):
+            known = Cards(missing=wanted)
+        if known.missing:
+            # A notification shows at most 10 actors: one call.
+            answer = await self._edge.upstreams.auth.GetUsers(
+                auth_pb2.GetUsersRequest(user_ids=known.missing)
+            )
+            known.found.update((user.id, user) for user in answer.users)
+        return known.found
 
     def _send(self, message: LiveNotification | LivePosition | LivePong) -> None:
         try:

@@ -46,6 +46,8 @@ MODERATION = "moderation"
 FIELD = b"e"
 
 Handler = Callable[[events_pb2.Envelope], Awaitable[None]]
+# Handles every envelope of one read at once (one transaction for many events, say).
+BatchHandler = Callable[[Sequence[events_pb2.Envelope]], Awaitable[None]]
 
 
 def stream_key(topic: str) -> str:
@@ -132,12 +134,26 @@ class ConsumerConfig:
 
 
 class EventConsumer:
-    """Reads topics through one consumer group and hands each envelope to `handler`."""
+    """Reads topics through one consumer group and hands each envelope to `handler`.
 
-    def __init__(self, redis: Redis, config: ConsumerConfig, handler: Handler) -> None:
+    With a `batch_handler`, the entries of one read (up to `batch_size`) go to it together
+    and are acknowledged together once it returns. If it fails, each entry is handed to
+    `handler` on its own, so a bad entry is retried and dead-lettered alone, exactly as
+    without one: both handlers must be idempotent and do the same thing.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        config: ConsumerConfig,
+        handler: Handler,
+        *,
+        batch_handler: BatchHandler | None = None,
+    ) -> None:
         self._redis = redis
         self._config = config
         self._handler = handler
+        self._batch_handler = batch_handler
         self._groups_ready = False
         every_ms = config.reclaim_every_ms
         self._reclaim_every = (config.claim_idle_ms / 2 if every_ms is None else every_ms) / 1000
@@ -275,6 +291,9 @@ class EventConsumer:
             EVENT_STREAM_PENDING.labels(topic, self._config.group).set(int(summary["pending"]))
 
     async def _process(self, topic: str, entries: Iterable[Any]) -> int:
+        entries = list(entries)
+        if self._batch_handler is not None and len(entries) > 1:
+            return await self._process_batch(topic, entries, self._batch_handler)
         handled = 0
         for entry_id, fields in entries:
             if fields is None:  # trimmed away while pending
@@ -283,6 +302,50 @@ class EventConsumer:
             if await self._handle_one(topic, entry_id, fields):
                 handled += 1
         return handled
+
+    async def _process_batch(
+        self, topic: str, entries: list[Any], batch_handler: BatchHandler
+    ) -> int:
+        decoded: list[tuple[bytes, dict[bytes, bytes]]] = []
+        envs: list[events_pb2.Envelope] = []
+        for entry_id, fields in entries:
+            if fields is None:  # trimmed away while pending
+                await self._ack(topic, [entry_id])
+                continue
+            try:
+                envs.append(events_pb2.Envelope.FromString(fields[FIELD]))
+            except (KeyError, DecodeError):
+                log.error("events.undecodable", topic=topic, entry_id=entry_id)
+                await self._dead_letter(topic, entry_id, fields, "undecodable")
+                continue
+            decoded.append((entry_id, fields))
+        if not envs:
+            return 0
+        try:
+            with span(
+                f"event {topic} batch",
+                kind=SpanKind.CONSUMER,
+                # Many causes: each entry's trace is not continued (only one-at-a-time is).
+                parent=None,
+                attributes={
+                    "messaging.system": "redis",
+                    "messaging.destination.name": topic,
+                    "messaging.consumer.group.name": self._config.group,
+                    "messaging.batch.message_count": len(envs),
+                },
+            ):
+                await batch_handler(envs)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            # One at a time instead: each entry then fails, retries and dead-letters alone.
+            log.warning("events.batch_failed", topic=topic, size=len(envs), error=repr(error))
+            handled = 0
+            for entry_id, fields in decoded:
+                handled += int(await self._handle_one(topic, entry_id, fields))
+            return handled
+        await self._ack(topic, [entry_id for entry_id, _ in decoded])
+        return len(decoded)
 
     async def _handle_one(self, topic: str, entry_id: bytes, fields: dict[bytes, bytes]) -> bool:
         try:

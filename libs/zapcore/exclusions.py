@@ -9,7 +9,7 @@ it answers, so the change holds on the very next read of either of them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from redis.asyncio import Redis
 
@@ -28,6 +28,17 @@ class ExclusionsCache:
         """The user's exclusions, or None when graph has to be asked."""
         [raw] = await self._entries.get_many([str(user_id)])
         return None if raw is None else graph_pb2.GetExclusionsResponse.FromString(raw)
+
+    async def get_many(
+        self, user_ids: Sequence[uuid.UUID]
+    ) -> list[graph_pb2.GetExclusionsResponse | None]:
+        """Several users' exclusions in one round trip, in the order asked; None for each one
+        graph has to be asked about."""
+        found = await self._entries.get_many([str(u) for u in user_ids])
+        return [
+            None if raw is None else graph_pb2.GetExclusionsResponse.FromString(raw)
+            for raw in found
+        ]
 
     async def generation(self, user_id: uuid.UUID) -> bytes:
         [generation] = await self._entries.generations([str(user_id)])

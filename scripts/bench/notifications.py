@@ -44,6 +44,7 @@ import httpx
 import uvloop
 from websockets.asyncio.client import ClientConnection, connect
 
+from scripts.bench.cpu import _cpu_seconds as cpu_by_process
 from scripts.bench.load import closed_loop, open_loop
 from scripts.bench.report import summarise
 
@@ -348,10 +349,19 @@ async def like_level(
         return client.post(f"/api/v1/posts/{author.post_id}/like/", headers=liker.headers)
 
     print(f"liking: {rate:g}/s for {seconds:g} s ...", flush=True)
+    cpu_before = cpu_by_process()
     http = await open_loop(rate, seconds, like)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(deliveries.all_arrived.wait(), 10)
+    cpu_after = cpu_by_process()
     received = len(deliveries.latencies_s)
+    # CPU per like, process by process (utime+stime from /proc; the level's whole span,
+    # so idle-socket upkeep and anything else the process did meanwhile are included).
+    cpu_ms_per_like = {
+        role: round((cpu_after[role] - cpu_before.get(role, 0.0)) * 1000 / max(count, 1), 2)
+        for role in sorted(cpu_after)
+        if cpu_after[role] - cpu_before.get(role, 0.0) > 0
+    }
     delivery = summarise(
         f"like -> socket @{rate:g}/s",
         deliveries.latencies_s,
@@ -364,6 +374,7 @@ async def like_level(
     )
     print(delivery.line())
     print(writes.line())
+    print(f"  CPU ms per like: {cpu_ms_per_like} (load average {os.getloadavg()[0]:.2f})")
     return {
         "rate": rate,
         "likes_sent": count,
@@ -373,6 +384,8 @@ async def like_level(
         "like_request": writes.__dict__,
         "mean_ms": round(statistics.fmean(deliveries.latencies_s) * 1000, 2) if received else None,
         "p99_met": delivery.p99_ms < P99_TARGET_MS and received == count,
+        "cpu_ms_per_like": cpu_ms_per_like,
+        "load_average": os.getloadavg(),
     }
 
 

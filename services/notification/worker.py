@@ -29,10 +29,10 @@ TOPICS = (FEED, GRAPH, MODERATION)
 
 
 def deliver_consumers(resources: NotificationResources) -> ConsumerSet:
-    """The deliver readers (one consumer group, several side by side) and the
-    account-deletion cascade of one worker process."""
+    """The deliver readers (one consumer group, several side by side, each delivering what
+    one read brings as a batch) and the account-deletion cascade of one worker process."""
     settings = resources.settings
-    handler = Delivery(resources).handle
+    delivery = Delivery(resources)
     # Unique per start: a restarted process takes over its predecessor's unacknowledged
     # entries through XAUTOCLAIM once they have been idle long enough.
     prefix = f"{socket.gethostname()}-{os.getpid()}-{new_id().hex[-6:]}"
@@ -45,7 +45,9 @@ def deliver_consumers(resources: NotificationResources) -> ConsumerSet:
                 consumer=f"{prefix}-{index}",
                 claim_idle_ms=settings.deliver_claim_idle_ms,
             ),
-            handler,
+            delivery.handle,
+            # What one read brings is delivered in one transaction and one publish.
+            batch_handler=delivery.handle_batch,
         )
         for index in range(settings.deliver_consumers)
     ]

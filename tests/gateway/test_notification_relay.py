@@ -15,12 +15,14 @@ from typing import Any
 import grpc
 import orjson
 import pytest
+from redis.asyncio import Redis
 
 from gateway.live import Close, Relay
 from gateway.settings import GatewaySettings
 from zap.auth.v1 import auth_pb2
 from zap.notification.v1 import notification_pb2
 from zapcore.access_tokens import AccessClaims
+from zapcore.user_cards import UserCards
 
 USER = uuid.uuid4()
 ACTOR = str(uuid.uuid4())
@@ -79,9 +81,18 @@ class FakeNotification:
 
 
 class FakeAuth:
+    def __init__(self, *, gone: frozenset[str] = frozenset()) -> None:
+        self.asked: list[list[str]] = []
+        self._gone = gone
+
     async def GetUsers(self, request: auth_pb2.GetUsersRequest) -> auth_pb2.GetUsersResponse:
+        self.asked.append(list(request.user_ids))
         return auth_pb2.GetUsersResponse(
-            users=[auth_pb2.User(id=i, username=f"u{i[:4]}") for i in request.user_ids]
+            users=[
+                auth_pb2.User(id=i, username=f"u{i[:4]}")
+                for i in request.user_ids
+                if i not in self._gone
+            ]
         )
 
 
@@ -111,12 +122,20 @@ def notification(n: int) -> notification_pb2.SubscribeResponse:
 
 
 def relay(
-    socket: FakeSocket, upstream: FakeNotification, cursor: str = "", **settings: Any
+    socket: FakeSocket,
+    upstream: FakeNotification,
+    cursor: str = "",
+    *,
+    auth: FakeAuth | None = None,
+    redis: Redis | None = None,
+    **settings: Any,
 ) -> Relay:
     edge: Any = SimpleNamespace(
         settings=GatewaySettings(**settings),
-        upstreams=SimpleNamespace(notification=upstream, auth=FakeAuth()),
+        upstreams=SimpleNamespace(notification=upstream, auth=auth or FakeAuth()),
         deny_list=FakeDenyList(),
+        # Nothing listens there: every card lookup fails and auth is asked, as in an outage.
+        redis=redis or Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5),
     )
     now = int(time.time())
     claims = AccessClaims(USER, "user", "jti", now, now + 600)
@@ -188,3 +207,42 @@ async def test_stream_failures_become_close_codes(status: grpc.StatusCode, code:
     with pytest.raises(Close) as closed:
         await asyncio.wait_for(relay(FakeSocket(), upstream).run(), 5)
     assert closed.value.code == code
+
+
+async def test_actors_come_from_the_cards_in_redis_and_auth_only_for_the_missing(
+    redis_db: tuple[str, Redis],
+) -> None:
+    _, redis = redis_db
+    cards = UserCards(redis)
+    [generation] = await cards.generations([ACTOR])
+    await cards.fill([ACTOR], [generation], {ACTOR: auth_pb2.User(id=ACTOR, username="carded")})
+    stranger, deleted = str(uuid.uuid4()), str(uuid.uuid4())
+    [gone_generation] = await cards.generations([deleted])
+    await cards.fill([deleted], [gone_generation], {})  # a deleted account's "gone" mark
+    both = notification_pb2.SubscribeResponse()
+    both.CopyFrom(notification(2))
+    both.notification.actor_ids[:] = [stranger, ACTOR]
+    only_deleted = notification_pb2.SubscribeResponse()
+    only_deleted.CopyFrom(notification(3))
+    only_deleted.notification.actor_ids[:] = [deleted]
+    auth = FakeAuth()
+    upstream = FakeNotification(
+        [heartbeat("c0"), notification(1), both, only_deleted, notification(4)]
+    )
+    socket = FakeSocket()
+    running = asyncio.create_task(relay(socket, upstream, auth=auth, redis=redis).run())
+    try:
+        while len(socket.sent) < 4:
+            await asyncio.sleep(0.01)
+    finally:
+        running.cancel()
+    shown = [m for m in socket.sent if m["type"] == "notification"]
+    # The card, not auth's answer ("u" + id): auth was asked only for the uncarded stranger.
+    assert [[a["username"] for a in m["notification"]["actors"]] for m in shown] == [
+        ["carded"],
+        [f"u{stranger[:4]}", "carded"],
+        ["carded"],
+    ]
+    assert auth.asked == [[stranger]]
+    # Everyone in notification 3 deleted their account: it says nothing and is not sent.
+    assert [m["cursor"] for m in shown] == ["c1", "c2", "c4"]

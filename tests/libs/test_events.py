@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import time
 import uuid
+from collections.abc import Sequence
 
 import pytest
 from prometheus_client import REGISTRY
@@ -95,6 +96,37 @@ async def test_a_failed_entry_stays_pending_and_is_taken_over(redis: Redis) -> N
     assert await other.run_once(block=False) == 1
     assert len(survivor.seen) == 1
     assert await pending(redis, "graph", "feed") == 0
+
+
+async def test_a_batch_handler_gets_a_read_at_once_and_a_failed_batch_goes_one_by_one(
+    redis: Redis,
+) -> None:
+    publisher = EventPublisher(redis, producer="graph")
+    sent = [await publisher.publish("graph", followed(n)) for n in range(4)]
+    batches: list[list[str]] = []
+
+    async def batch(envs: Sequence[events_pb2.Envelope]) -> None:
+        batches.append([env.id for env in envs])
+
+    one_by_one = Recorder()
+    config = ConsumerConfig(group="notification", topics=["graph"])
+    consumer = EventConsumer(redis, config, one_by_one, batch_handler=batch)
+    assert await consumer.run_once(block=False) == 4
+    assert batches == [[env.id for env in sent]]
+    assert one_by_one.seen == []
+    assert await pending(redis, "graph", "notification") == 0
+
+    # A batch that fails is handed over entry by entry: the bad one alone stays pending.
+    more = [await publisher.publish("graph", followed(n)) for n in range(4, 7)]
+
+    async def failing(envs: Sequence[events_pb2.Envelope]) -> None:
+        raise RuntimeError("batch failed")
+
+    picky = Recorder(failures=1)
+    consumer = EventConsumer(redis, config, picky, batch_handler=failing)
+    assert await consumer.run_once(block=False) == 2
+    assert [env.id for env in picky.seen] == [env.id for env in more[1:]]
+    assert await pending(redis, "graph", "notification") == 1
 
 
 async def test_an_entry_that_keeps_failing_goes_to_the_dead_letter_stream(redis: Redis) -> None:

@@ -7,16 +7,23 @@ MarkRead marks everything up to it, and every notification carries its own. A pa
 
 from __future__ import annotations
 
+import functools
+
 from zapcore.errors import InvalidArgument
 from zapcore.pagination import CursorCodec
+
+_REMEMBERED_POSITIONS = 4096
 
 
 class Cursors:
     def __init__(self, secret: str) -> None:
         self._positions = CursorCodec(secret, "notification.position")
         self._pages = CursorCodec(secret, "notification.page")
+        # A position's cursor depends on the number alone, and every recipient's sequence
+        # starts at 1: heartbeats and deliveries mostly sign numbers signed before.
+        self.position = functools.lru_cache(maxsize=_REMEMBERED_POSITIONS)(self._position)
 
-    def position(self, cursor: int) -> str:
+    def _position(self, cursor: int) -> str:
         return self._positions.encode({"c": cursor})
 
     def parse_position(self, text: str, field: str = "cursor") -> int:

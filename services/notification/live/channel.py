@@ -10,6 +10,7 @@ A message is the recipient's cursor (8 bytes, big-endian) followed by the Notifi
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -46,6 +47,15 @@ def unframe(data: bytes) -> LiveMessage:
     return LiveMessage(cursor, notification_pb2.Notification.FromString(data[_CURSOR_BYTES:]))
 
 
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """A stored notification to publish on its recipient's channel."""
+
+    recipient_id: uuid.UUID
+    cursor: int
+    notification: notification_pb2.Notification
+
+
 class LivePublisher:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
@@ -56,5 +66,17 @@ class LivePublisher:
         """Best effort: a lost message reaches the recipient on the next resync instead."""
         try:
             await self._redis.publish(channel_name(recipient_id), frame(cursor, notification))
+        except RedisError as error:
+            log.warning("notification.live_publish_failed", error=str(error))
+
+    async def publish_many(self, announcements: Sequence[Announcement]) -> None:
+        """Several messages in one round trip (a delivered batch); best effort, as above."""
+        if not announcements:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for a in announcements:
+                    pipe.publish(channel_name(a.recipient_id), frame(a.cursor, a.notification))
+                await pipe.execute()
         except RedisError as error:
             log.warning("notification.live_publish_failed", error=str(error))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
 
 from services.notification.delivery.service import Delivery
-from services.notification.live.channel import LivePublisher
+from services.notification.live.channel import Announcement, LivePublisher
 from services.notification.resources import NotificationResources
 from services.notification.settings import NotificationSettings
 from tests.support.stack import Stack
@@ -28,6 +28,10 @@ class HeldPublisher:
         self, recipient_id: uuid.UUID, cursor: int, notification: notification_pb2.Notification
     ) -> None:
         self.held.append((recipient_id, cursor, notification))
+
+    async def publish_many(self, announcements: Sequence[Announcement]) -> None:
+        for a in announcements:
+            await self.publish(a.recipient_id, a.cursor, a.notification)
 
     async def release(self, order: list[int] | None = None) -> None:
         held, self.held = self.held, []

@@ -17,12 +17,13 @@ from services.notification.forget import forget_user
 from services.notification.inbox.repository import InboxRepository
 from services.notification.models import Notification
 from services.notification.resources import NotificationResources
-from tests.services.notification.conftest import configured
+from tests.services.notification.conftest import HeldPublisher, configured
 from tests.support.stack import TEST_SECRET, Stack
 from zap.events.v1 import events_pb2
 from zap.graph.v1 import graph_pb2, graph_pb2_grpc
 from zapcore.identity import IDENTITY_METADATA_KEY, Identity, IdentitySigner
 from zapcore.ids import new_id
+from zapcore.timestamps import to_timestamp
 
 SIGNER = IdentitySigner(TEST_SECRET)
 
@@ -241,3 +242,64 @@ async def test_forgetting_a_deleted_account_leaves_no_trace(
             assert found == 0, table
     finally:
         await connection.close()
+
+
+def liked(actor: uuid.UUID, author: uuid.UUID, post: uuid.UUID) -> events_pb2.Envelope:
+    return events_pb2.Envelope(
+        id=str(new_id()),
+        occurred_at=to_timestamp(datetime.now(UTC)),
+        liked=events_pb2.Liked(user_id=str(actor), post_author_id=str(author), post_id=str(post)),
+    )
+
+
+async def test_a_batch_is_delivered_as_one_the_rules_holding_within_it(
+    stack: Stack,
+    held: tuple[HeldPublisher, Delivery],
+    resources: NotificationResources,
+) -> None:
+    publisher, delivery = held
+    owner, other, fan, fan2, muted = users(5)
+    post, other_post = uuid.uuid4(), uuid.uuid4()
+    await graph_write(stack, "Mute", other, muted)
+    batch = [
+        liked(fan, owner, post),
+        liked(fan2, owner, post),  # joins the group the first one opened
+        liked(fan, owner, post),  # the same actor again: nothing new
+        liked(muted, other, other_post),  # muted: nothing
+        liked(fan, other, other_post),
+        events_pb2.Envelope(
+            id=str(new_id()),
+            followed=events_pb2.Followed(follower_id=str(fan), followee_id=str(owner)),
+        ),
+    ]
+    await delivery.handle_batch(batch)
+    owners = await _all(resources, owner)
+    assert sorted((n.kind, n.actor_count) for n in owners) == [("follow", 1), ("like", 2)]
+    (group,) = [n for n in owners if n.kind == "like"]
+    assert group.actor_ids == [fan2, fan]  # the most recent first
+    (others,) = await _all(resources, other)
+    assert (others.actor_ids, others.actor_count) == ([fan], 1)
+    # One message per notification, in its final state, with dense cursors per recipient.
+    told = sorted((r, c, n.actor_count) for r, c, n in publisher.held)
+    assert told == sorted([(owner, 1, 2), (owner, 2, 1), (other, 1, 1)])
+    assert sorted(n.cursor for n in owners) == [1, 2]
+
+    # The same batch delivered again (a takeover after a crash) changes nothing.
+    publisher.held.clear()
+    await delivery.handle_batch(batch)
+    assert publisher.held == []
+    again = await _all(resources, owner)
+    assert sorted((n.id, n.actor_count, n.cursor) for n in again) == sorted(
+        (n.id, n.actor_count, n.cursor) for n in owners
+    )
+
+
+async def test_a_block_after_an_exclusions_lookup_still_silences_the_actor(
+    stack: Stack, delivery: Delivery
+) -> None:
+    recipient, actor = uuid.uuid4(), uuid.uuid4()
+    # The first delivery reads (and fills) the recipient's exclusions read model ...
+    assert await delivery.deliver(new_id(), like(recipient, actor, uuid.uuid4())) is not None
+    # ... and the block made afterwards is seen by the next one, not an outdated entry.
+    await graph_write(stack, "Block", recipient, actor)
+    assert await delivery.deliver(new_id(), like(recipient, actor, uuid.uuid4())) is None
