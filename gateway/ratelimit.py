@@ -18,7 +18,9 @@ Redis Cluster: every key of one subject carries the subject in its hash tag
 (`zap:rl:{<subject>}/<scope>/<rule>`), so one script touches one slot; a user's counters
 share the slot of the user's deny-list entry (`zap:denied-user:{<user id>}`), which the
 user's script reads. A pipeline of such scripts is what a cluster client splits by node and
-sends in parallel, so the request still waits one round trip.
+sends in parallel, so the request still waits one round trip. (`limits` tagged each rule's
+key on its own, so its counters, `zap:rl:{LIMITER/...}`, are not read: a deploy of this
+starts every budget afresh, within one window.)
 
 Redis down: the request is served (not counted) rather than everyone refused; /readyz
 reports the outage.
