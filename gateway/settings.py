@@ -38,6 +38,9 @@ class GatewaySettings(ServiceSettings):
     rate_limit_user: str = "1200/minute"
     rate_limit_login: str = "20/minute"
     rate_limit_register: str = "10/minute"
+    # Access tokens whose signature this process has checked, remembered until their `exp`
+    # (least recently used out first): each token's ES256 check is made once, not per request.
+    verified_tokens_remembered: int = Field(default=50_000, ge=1)
     # How often the JWKS is re-read from auth, and the least time between forced re-reads.
     jwks_refresh_seconds: float = 300.0
     jwks_min_refresh_seconds: float = 10.0

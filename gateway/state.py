@@ -6,18 +6,17 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
-from limits import RateLimitItem
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from gateway.breakers import Breakers
-from gateway.ratelimit import RateLimiter, rules
+from gateway.ratelimit import RateLimiter, Rule, rules
 from gateway.settings import GatewaySettings
 from gateway.signing_keys import SigningKeys
 from gateway.socket_slots import SocketSlots
 from gateway.upstreams import Upstreams
 from zapcore.access_tokens import AccessTokenVerifier
 from zapcore.identity import IdentitySigner
-from zapcore.ratelimit import limiter_storage
 from zapcore.redis import create_redis
 from zapcore.revocation import DenyList
 from zapcore.settings import PlatformSettings
@@ -25,10 +24,10 @@ from zapcore.settings import PlatformSettings
 
 @dataclass
 class RateRules:
-    ip: list[RateLimitItem]
-    user: list[RateLimitItem]
-    login: list[RateLimitItem]
-    register: list[RateLimitItem]
+    ip: tuple[Rule, ...]
+    user: tuple[Rule, ...]
+    login: tuple[Rule, ...]
+    register: tuple[Rule, ...]
 
 
 @dataclass
@@ -59,7 +58,7 @@ class EdgeState:
             settings=settings,
             upstreams=upstreams,
             redis=redis,
-            limiter=RateLimiter(limiter_storage(platform.redis_url, redis)),
+            limiter=RateLimiter(redis),
             rate_rules=RateRules(
                 ip=rules(settings.rate_limit_ip),
                 user=rules(settings.rate_limit_user),
@@ -68,7 +67,7 @@ class EdgeState:
             ),
             keys=SigningKeys(
                 upstreams.auth,
-                AccessTokenVerifier(),
+                AccessTokenVerifier(remembered=settings.verified_tokens_remembered),
                 refresh_seconds=settings.jwks_refresh_seconds,
                 min_refresh_seconds=settings.jwks_min_refresh_seconds,
             ),
@@ -80,6 +79,9 @@ class EdgeState:
         )
 
     async def start(self) -> None:
+        # Without Redis now, the first request that finds the script missing installs it.
+        with contextlib.suppress(RedisError, OSError):
+            await self.limiter.load()
         await self.keys.refresh()
         self._tasks.append(asyncio.create_task(self.keys.keep_fresh()))
 

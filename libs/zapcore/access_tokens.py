@@ -122,6 +122,10 @@ class AccessTokenVerifier:
                 return known
             del self._verified[token]
         verified = self._verify(token)
+        if verified.expires_at <= time.time():
+            # python-jose compares `exp` with whole seconds: a token passes it for up to a
+            # second after its expiry, which the remembered copy must not prolong.
+            raise Unauthenticated("token is invalid or expired", reason="invalid-token")
         self._verified[token] = verified
         if len(self._verified) > self._remembered:
             self._verified.popitem(last=False)

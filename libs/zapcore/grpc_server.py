@@ -11,6 +11,7 @@ streams end then, not at the grace.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -63,12 +64,38 @@ def server_options(client_keepalive_time_ms: int = KEEPALIVE_TIME_MS) -> list[tu
 SERVER_OPTIONS = server_options()
 
 
+class _Method:
+    """What a method's calls share, found once per method rather than per call: its names,
+    its span attributes and its metric series."""
+
+    __slots__ = ("_labels", "handled", "latency", "name", "span_attributes", "span_name")
+
+    def __init__(self, method: str) -> None:
+        service, name = split_method(method)
+        self.name = method
+        self.span_name = method.lstrip("/")
+        self.span_attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+        self.latency = GRPC_SERVER_LATENCY.labels(service, name)
+        # Filled as codes occur: a series for every code would show counts nobody made.
+        self.handled: dict[grpc.StatusCode, Any] = {}
+        self._labels = (service, name)
+
+    def count(self, code: grpc.StatusCode) -> None:
+        series = self.handled.get(code)
+        if series is None:
+            series = self.handled[code] = GRPC_SERVER_HANDLED.labels(*self._labels, code.name)
+        series.inc()
+
+
 class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Binds trace, identity and deadline per call; logs, measures and maps errors."""
 
     def __init__(self, signer: IdentitySigner, default_deadline_seconds: float) -> None:
         self._signer = signer
         self._default_deadline = default_deadline_seconds
+        # gRPC asks for a method's handler on every call: each is wrapped once, and the
+        # wrapper reused for as long as the service hands out the same handler.
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
 
     async def intercept_service(
         self,
@@ -79,6 +106,14 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         method: str = handler_call_details.method
         if handler is None or method.startswith(_OPEN_PREFIXES):
             return handler
+        known = self._wrapped.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        wrapped = self._wrap(_Method(method), handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, method: _Method, handler: Any) -> Any:
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(method, handler.unary_unary),
@@ -93,14 +128,15 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             )
         return handler
 
-    def _wrap_unary(self, method: str, behaviour: Any) -> Any:
+    def _wrap_unary(self, method: _Method, behaviour: Any) -> Any:
         async def unary(request: Any, context: Any) -> Any:
             started = time.perf_counter()
-            call_span = _start_span(method, context)
+            metadata = context.invocation_metadata() or ()
+            call_span = _start_span(method, metadata)
             code = grpc.StatusCode.OK
             error: ZapError | None = None
             try:
-                timeout = self._begin(context)
+                timeout = self._begin(context, metadata)
                 async with asyncio.timeout(timeout):
                     return await behaviour(request, context)
             except ZapError as exc:
@@ -108,7 +144,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             except grpc.aio.AioRpcError as exc:
                 error = error_from_peer(exc)
                 code = error.code
-                log.warning("grpc.peer_failed", method=method, peer_code=exc.code().name)
+                log.warning("grpc.peer_failed", method=method.name, peer_code=exc.code().name)
             except TimeoutError:
                 error = ZapError("the call ran out of time")
                 error.code = code = grpc.StatusCode.DEADLINE_EXCEEDED
@@ -118,7 +154,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 raise
             except Exception:
                 code = grpc.StatusCode.INTERNAL
-                log.exception("grpc.unhandled_error", method=method)
+                log.exception("grpc.unhandled_error", method=method.name)
                 error = ZapError("internal error")
                 error.code, error.reason, error.title = code, "internal", "Internal error"
             finally:
@@ -127,16 +163,17 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
         return unary
 
-    def _wrap_stream(self, method: str, behaviour: Any) -> Any:
+    def _wrap_stream(self, method: _Method, behaviour: Any) -> Any:
         async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
             started = time.perf_counter()
-            call_span = _start_span(method, context)
+            metadata = context.invocation_metadata() or ()
+            call_span = _start_span(method, metadata)
             code = grpc.StatusCode.OK
             error: ZapError | None = None
             try:
                 # Streams (Subscribe, fanout batches) live as long as the caller's deadline,
                 # so no default deadline is imposed on them.
-                self._begin(context)
+                self._begin(context, metadata)
                 async for item in behaviour(request, context):
                     yield item
             except ZapError as exc:
@@ -144,13 +181,13 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             except grpc.aio.AioRpcError as exc:
                 error = error_from_peer(exc)
                 code = error.code
-                log.warning("grpc.peer_failed", method=method, peer_code=exc.code().name)
+                log.warning("grpc.peer_failed", method=method.name, peer_code=exc.code().name)
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED
                 raise
             except Exception:
                 code = grpc.StatusCode.INTERNAL
-                log.exception("grpc.unhandled_error", method=method)
+                log.exception("grpc.unhandled_error", method=method.name)
                 error = ZapError("internal error")
                 error.code, error.reason, error.title = code, "internal", "Internal error"
             finally:
@@ -160,10 +197,13 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
         return stream
 
-    def _begin(self, context: Any) -> float:
-        metadata = {key: value for key, value in context.invocation_metadata() or ()}
+    def _begin(self, context: Any, metadata: Sequence[tuple[str, str | bytes]]) -> float:
+        assertion = None
+        for key, value in metadata:
+            if key == IDENTITY_METADATA_KEY:
+                assertion = value  # the last one, as a dict of the metadata would keep
         set_current_identity(None)
-        identity = self._signer.verify(_text(metadata.get(IDENTITY_METADATA_KEY)) or "")
+        identity = self._signer.verify(_text(assertion) or "")
         set_current_identity(identity)
         remaining = context.time_remaining()
         timeout = (
@@ -179,12 +219,17 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         return timeout
 
     @staticmethod
-    def _finish(method: str, code: grpc.StatusCode, started: float, call_span: Span) -> None:
+    def _finish(method: _Method, code: grpc.StatusCode, started: float, call_span: Span) -> None:
         elapsed = time.perf_counter() - started
-        service, name = split_method(method)
-        GRPC_SERVER_LATENCY.labels(service, name).observe(elapsed)
-        GRPC_SERVER_HANDLED.labels(service, name, code.name).inc()
-        log.info("grpc.call", method=method, code=code.name, duration_ms=round(elapsed * 1000, 2))
+        method.latency.observe(elapsed)
+        method.count(code)
+        if _calls_logged():
+            log.info(
+                "grpc.call",
+                method=method.name,
+                code=code.name,
+                duration_ms=round(elapsed * 1000, 2),
+            )
         call_span.set_attribute("rpc.grpc.status_code", code.value[0])
         if code in _SERVER_FAULTS:
             call_span.fail(code.name)
@@ -205,18 +250,26 @@ _SERVER_FAULTS = frozenset(
 )
 
 
-def _start_span(method: str, context: Any) -> Span:
+def _calls_logged() -> bool:
+    # Every call logs at info, which production and the benchmarks leave out: then not even
+    # the event is built. (The stdlib caches the answer until levels change.)
+    return _stdlib_log.isEnabledFor(logging.INFO)
+
+
+_stdlib_log = logging.getLogger(__name__)
+
+
+def _start_span(method: _Method, metadata: Sequence[tuple[str, str | bytes]]) -> Span:
     """The call's server span, continuing the caller's trace; the current trace from now on."""
     traceparent = None
-    for key, value in context.invocation_metadata() or ():
+    for key, value in metadata:
         if key == TRACEPARENT_METADATA_KEY:
             traceparent = _text(value)
-    service, name = split_method(method)
     call_span = start_span(
-        method.lstrip("/"),
+        method.span_name,
         kind=SpanKind.SERVER,
         parent=parse_traceparent(traceparent),
-        attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
+        attributes=method.span_attributes,
     )
     set_current_trace(call_span.trace)
     return call_span

@@ -5,6 +5,10 @@ shared list: one token (logout), every token of a login's refresh family (a reus
 refresh token: stolen, so every access token it led to is too), or every token of a user
 issued before a moment (account deletion, password change). Entries expire with the tokens
 they cover.
+
+The gateway checks a token on every request in the same pipeline as its rate limits (one
+round trip): `token_checks` are plain EXISTS commands, one key (one cluster slot) each, and the
+user's entry is read by the user's rate-limit script, whose keys share its hash tag.
 """
 
 from __future__ import annotations
@@ -40,17 +44,29 @@ class DenyList:
         stamp = int(time.time()) if moment is None else moment
         await self._redis.set(_USER_KEY.format(user_id), str(stamp).encode(), ex=self._max_ttl + 1)
 
+    @staticmethod
+    def user_key(user_id: uuid.UUID) -> str:
+        """The key of the user's "tokens issued at or before" stamp (hash tag: the user id)."""
+        return _USER_KEY.format(user_id)
+
+    @staticmethod
+    def token_checks(token_id: str, family_id: str = "") -> list[str]:
+        """Keys whose existence refuses the token: its own entry and its family's."""
+        keys = [_TOKEN_KEY.format(token_id)]
+        if family_id:
+            keys.append(_FAMILY_KEY.format(family_id))
+        return keys
+
     async def is_denied(
         self, token_id: str, user_id: uuid.UUID, issued_at: int, family_id: str = ""
     ) -> bool:
         """True when the token itself, its refresh family or its user's earlier tokens were
         revoked (one round trip)."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.exists(_TOKEN_KEY.format(token_id))
             pipe.get(_USER_KEY.format(user_id))
-            if family_id:
-                pipe.exists(_FAMILY_KEY.format(family_id))
-            token_hit, stamp, *family_hit = await pipe.execute()
-        if bool(token_hit) or any(family_hit):
+            for key in self.token_checks(token_id, family_id):
+                pipe.exists(key)
+            stamp, *token_hits = await pipe.execute()
+        if any(token_hits):
             return True
         return stamp is not None and issued_at <= int(stamp)
