@@ -42,6 +42,8 @@ _FAN_OUT = text(
     """
 )
 
+# A follow's recent posts; one already in the feed (its fanout came first) keeps its score,
+# since only the rescoring may move a cached entry (with its paging snapshot, cache.py).
 _BACKFILL = text(
     f"""
     INSERT INTO feed_items (user_id, post_id, author_id, score, affinity, created_at)
@@ -53,7 +55,7 @@ _BACKFILL = text(
       AND p.parent_post_id IS NULL
     ORDER BY p.created_at DESC
     LIMIT :limit
-    ON CONFLICT (user_id, post_id) DO UPDATE SET score = EXCLUDED.score
+    ON CONFLICT (user_id, post_id) DO NOTHING
     RETURNING post_id, score
     """
 )
