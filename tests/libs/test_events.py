@@ -6,12 +6,13 @@ import asyncio
 import itertools
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
+from tests.support.resources import claim_redis_db
 from tests.support.waiting import eventually
 from zap.events.v1 import events_pb2
 from zapcore.deletion import deletion_consumer
@@ -28,8 +29,15 @@ from zapcore.events import (
 
 
 @pytest.fixture
-def redis(redis_db: tuple[str, Redis]) -> Redis:
-    return redis_db[1]
+async def redis() -> AsyncIterator[Redis]:
+    """A Redis database of this test's own: the session's stack, when the end-to-end tests
+    started it, consumes these topics with these group names and would take the events."""
+    _, client = await claim_redis_db()
+    try:
+        yield client
+    finally:
+        await client.flushdb()
+        await client.aclose()
 
 
 def followed(n: int) -> events_pb2.Followed:
