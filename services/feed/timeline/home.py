@@ -173,10 +173,11 @@ class HomeFeed:
                 likes=post.like_count,
                 comments=post.comment_count,
                 shares=post.share_count,
-                created_at=post.created_at.ToDatetime(tzinfo=UTC),
+                # fromtimestamp is C; Timestamp.ToDatetime is Python, per entry.
+                created_at=datetime.fromtimestamp(post.created_at.seconds, UTC),
                 now=now,
                 affinity_value=affinity[post.author_id],
-                moderation_score=fresh.moderation.get(uuid.UUID(post.id)),
+                moderation_score=fresh.moderation.get(post.id),
             )
         head.sort(key=lambda e: (e.score, e.post.id), reverse=True)
         return head + entries[len(head) :]
@@ -289,11 +290,12 @@ class _FreshViews:
         self._viewer_id = viewer_id
         self._exclusions = exclusions
         self._database = database
-        self.moderation: dict[uuid.UUID, float] = {}
+        # By the post's id as the entries carry it (a string).
+        self.moderation: dict[str, float] = {}
 
     async def __call__(self, post_ids: list[uuid.UUID]) -> dict[uuid.UUID, feed_pb2.Post]:
         found = await self._r.hydration.posts(post_ids, self._viewer_id, guard=self._database.guard)
-        self.moderation.update(found.moderation)
+        self.moderation.update((str(pid), score) for pid, score in found.moderation.items())
         return {
             pid: post
             for pid, post in found.posts.items()
