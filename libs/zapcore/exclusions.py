@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from zap.graph.v1 import graph_pb2
 from zapcore.read_models import FencedEntries, Fill
+from zapcore.redis import Batch
 
 ENTRY_TTL_SECONDS = 24 * 3600
 
@@ -27,6 +28,16 @@ class ExclusionsCache:
     async def get(self, user_id: uuid.UUID) -> graph_pb2.GetExclusionsResponse | None:
         """The user's exclusions, or None when graph has to be asked."""
         [raw] = await self._entries.get_many([str(user_id)])
+        return self.parse(raw)
+
+    def queue_get(self, batch: Batch, user_id: uuid.UUID) -> int:
+        """Add the read of the user's entry to a batch; where its reply is (for `parse`)."""
+        at = len(batch)
+        self._entries.queue_get(batch, [str(user_id)])
+        return at
+
+    @staticmethod
+    def parse(raw: bytes | None) -> graph_pb2.GetExclusionsResponse | None:
         return None if raw is None else graph_pb2.GetExclusionsResponse.FromString(raw)
 
     async def get_many(

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from zapcore.redis import Batch
+
 # Longer than any fill takes (a database read), so a change is never forgotten mid-fill.
 _GENERATION_TTL_SECONDS = 3600
 
@@ -48,15 +50,22 @@ class FencedEntries:
     def _generation_key(self, entry_id: str) -> str:
         return f"zap:{self._kind}:{{{entry_id}}}:generation"
 
+    def queue_get(self, batch: Batch, entry_ids: Sequence[str]) -> slice:
+        """Add the reads of these entries to a batch (one GET each: they live in many slots);
+        where their replies are, in the order asked."""
+        start = len(batch)
+        for entry_id in entry_ids:
+            batch.add("GET", self.key(entry_id))
+        return slice(start, len(batch))
+
     async def get_many(self, entry_ids: Sequence[str]) -> list[bytes | None]:
-        """In the order asked; one round trip (one GET per entry: they live in many slots)."""
+        """In the order asked; one round trip."""
         if not entry_ids:
             return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for entry_id in entry_ids:
-                pipe.get(self.key(entry_id))
-            found: list[bytes | None] = await pipe.execute()
-        return found
+        batch = Batch()
+        found = self.queue_get(batch, entry_ids)
+        replies: list[bytes | None] = (await batch.run(self._redis))[found]
+        return replies
 
     async def generations(self, entry_ids: Sequence[str]) -> list[bytes]:
         """Read before the database is; pass each one to its fill."""

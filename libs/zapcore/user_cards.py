@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from zap.auth.v1 import auth_pb2
 from zapcore.read_models import FencedEntries, Fill
+from zapcore.redis import Batch
 
 CARD_TTL_SECONDS = 24 * 3600
 # A deleted account is remembered as gone only briefly: the mark names its id.
@@ -37,8 +38,17 @@ class UserCards:
 
     async def get(self, user_ids: Sequence[str]) -> Cards:
         wanted = list(dict.fromkeys(user_ids))
+        return self.parse(wanted, await self._entries.get_many(wanted))
+
+    def queue_get(self, batch: Batch, user_ids: Sequence[str]) -> slice:
+        """Add the reads of these (distinct) users' cards to a batch; where the replies are,
+        for `parse` with the same ids."""
+        return self._entries.queue_get(batch, user_ids)
+
+    @staticmethod
+    def parse(user_ids: Sequence[str], replies: Sequence[bytes | None]) -> Cards:
         cards = Cards()
-        for user_id, raw in zip(wanted, await self._entries.get_many(wanted), strict=True):
+        for user_id, raw in zip(user_ids, replies, strict=True):
             if raw is None:
                 cards.missing.append(user_id)
             elif raw == _GONE:

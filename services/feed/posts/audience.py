@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from zap.graph.v1 import graph_pb2
 from zapcore.exclusions import ExclusionsCache
+from zapcore.redis import Batch
 
 if TYPE_CHECKING:
     from zap.graph.v1.graph_pb2_grpc import GraphServiceAsyncStub as GraphClient
@@ -48,6 +49,19 @@ class Audience:
             known = await self._cache.get(viewer_id)
         except RedisError:
             known = None
+        return await self._settled(viewer_id, known)
+
+    def queue(self, batch: Batch, viewer_id: uuid.UUID) -> int:
+        """Add the read of the viewer's entry to a batch another read sends (`settle` its
+        reply)."""
+        return self._cache.queue_get(batch, viewer_id)
+
+    async def settle(self, viewer_id: uuid.UUID, raw: bytes | None) -> Exclusions:
+        return await self._settled(viewer_id, ExclusionsCache.parse(raw))
+
+    async def _settled(
+        self, viewer_id: uuid.UUID, known: graph_pb2.GetExclusionsResponse | None
+    ) -> Exclusions:
         if known is None:
             known = await self._graph.GetExclusions(
                 graph_pb2.GetExclusionsRequest(viewer_id=str(viewer_id))

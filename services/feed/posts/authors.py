@@ -4,12 +4,14 @@ asked only for the cards it has not filled yet (zapcore.user_cards)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
 from zap.auth.v1 import auth_pb2
 from zap.feed.v1 import feed_pb2
+from zapcore.redis import Batch
 from zapcore.user_cards import Cards, UserCards
 
 if TYPE_CHECKING:
@@ -17,6 +19,14 @@ if TYPE_CHECKING:
 
 # GetUsers answers at most this many ids a call.
 _USERS_BATCH = 100
+
+
+@dataclass(frozen=True)
+class QueuedCards:
+    """The authors' cards a batch reads: whose, and where their replies are."""
+
+    user_ids: list[str]
+    replies: slice
 
 
 class Authors:
@@ -33,6 +43,22 @@ class Authors:
             known = await self._cards.get(wanted)
         except RedisError:
             known = Cards(missing=wanted)
+        return await self._completed(known)
+
+    def queue(self, batch: Batch, posts: Sequence[feed_pb2.Post]) -> QueuedCards:
+        """Add the reads of these posts' authors' cards to a batch another read sends."""
+        wanted = list(dict.fromkeys(post.author_id for post in posts))
+        return QueuedCards(wanted, self._cards.queue_get(batch, wanted))
+
+    async def attach_queued(
+        self, queued: QueuedCards, replies: Sequence[Any], posts: Sequence[feed_pb2.Post]
+    ) -> None:
+        """`attach`, from the cards a batch read."""
+        known = UserCards.parse(queued.user_ids, replies[queued.replies])
+        _attach(await self._completed(known), posts)
+
+    async def _completed(self, known: Cards) -> dict[str, auth_pb2.User]:
+        """The cards found, and those auth fills for the ones its read model lacked."""
         missing = known.missing
         for start in range(0, len(missing), _USERS_BATCH):
             batch = missing[start : start + _USERS_BATCH]
@@ -43,8 +69,11 @@ class Authors:
     async def attach(self, posts: Sequence[feed_pb2.Post]) -> None:
         """Set each post's author card where the account can be shown; callers leave out
         (or look up again) a post left without one."""
-        cards = await self.cards(post.author_id for post in posts)
-        for post in posts:
-            card = cards.get(post.author_id)
-            if card is not None:
-                post.author.CopyFrom(card)
+        _attach(await self.cards(post.author_id for post in posts), posts)
+
+
+def _attach(cards: dict[str, auth_pb2.User], posts: Sequence[feed_pb2.Post]) -> None:
+    for post in posts:
+        card = cards.get(post.author_id)
+        if card is not None:
+            post.author.CopyFrom(card)

@@ -38,12 +38,12 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from zap.feed.v1 import feed_pb2
 from zapcore.errors import Unavailable
 from zapcore.logging import get_logger
+from zapcore.redis import Batch
 
 log = get_logger(__name__)
 
@@ -117,15 +117,17 @@ class PostCards:
         self._offer = redis.register_script(_OFFER)
         self._floor = redis.register_script(_FLOOR)
 
-    def queue_recall(self, pipe: Pipeline, post_ids: Sequence[uuid.UUID]) -> None:
-        """Add the reads of these cards to a pipeline (one HMGET each: many slots)."""
+    def queue_recall(self, batch: Batch, post_ids: Sequence[uuid.UUID]) -> slice:
+        """Add the reads of these cards to a batch (one HMGET each: many slots)."""
+        start = len(batch)
         for post_id in post_ids:
-            pipe.hmget(card_key(post_id), ["p", "f", "m"])
+            batch.add("HMGET", card_key(post_id), "p", "f", "m")
+        return slice(start, len(batch))
 
     def recalled(
         self, post_ids: Sequence[uuid.UUID], answers: Sequence[list[bytes | None]]
     ) -> Recalled:
-        """The pipeline's answers to `queue_recall`, in the same order."""
+        """The batch's replies to `queue_recall`, in the same order."""
         recalled = Recalled()
         fresh_after = time.time() - self._refresh
         for post_id, answer in zip(post_ids, answers, strict=True):
@@ -147,10 +149,9 @@ class PostCards:
         return recalled
 
     async def recall(self, post_ids: Sequence[uuid.UUID]) -> Recalled:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            self.queue_recall(pipe, post_ids)
-            answers = await pipe.execute()
-        return self.recalled(post_ids, answers)
+        batch = Batch()
+        cards = self.queue_recall(batch, post_ids)
+        return self.recalled(post_ids, (await batch.run(self._redis))[cards])
 
     async def offer(self, offers: Iterable[Offer]) -> None:
         """Write each card unless Redis holds a newer version of it."""

@@ -33,11 +33,11 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from google.protobuf.timestamp_pb2 import Timestamp
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from services.feed.timeline import ranking
 from zapcore.logging import get_logger
+from zapcore.redis import Batch
 
 log = get_logger(__name__)
 
@@ -107,15 +107,17 @@ class Engagement:
         self._ttl = ttl_seconds
         self._fill = redis.register_script(_FILL)
 
-    def queue_read(self, pipe: Pipeline, user_id: uuid.UUID, post_ids: Sequence[uuid.UUID]) -> None:
-        """Add the read of this user's state on these posts to a pipeline (two commands)."""
+    def queue_read(self, batch: Batch, user_id: uuid.UUID, post_ids: Sequence[uuid.UUID]) -> slice:
+        """Add the read of this user's state on these posts to a batch (two commands)."""
+        start = len(batch)
         fields = ["s", *(f"l:{p}" for p in post_ids), *(f"h:{p}" for p in post_ids)]
-        pipe.hmget(engagement_key(user_id), fields)
-        pipe.get(_generation_key(user_id))
+        batch.add("HMGET", engagement_key(user_id), *fields)
+        batch.add("GET", _generation_key(user_id))
+        return slice(start, len(batch))
 
     @staticmethod
     def known(post_ids: Sequence[uuid.UUID], answers: Sequence[object]) -> Known:
-        """The pipeline's two answers to `queue_read`."""
+        """The batch's two replies to `queue_read`."""
         values: list[bytes | None] = answers[0]  # type: ignore[assignment]
         generation: bytes | None = answers[1]  # type: ignore[assignment]
         since, flags = values[0], values[1:]
@@ -166,12 +168,25 @@ class Engagement:
         (or Redis cannot answer): the caller does without."""
         if not author_ids:
             return {}
-        fields = ["s", *(f"a:{a}" for a in author_ids)]
+        batch = Batch()
+        at = self.queue_affinities(batch, user_id, author_ids)
         try:
-            key = engagement_key(user_id)
-            since, *values = await self._redis.hmget(key, fields)  # type: ignore[misc]
+            replies = await batch.run(self._redis)
         except RedisError:
             return None
+        return self.affinities_read(author_ids, replies[at])
+
+    @staticmethod
+    def queue_affinities(batch: Batch, user_id: uuid.UUID, author_ids: Sequence[str]) -> int:
+        """Add the read of `affinities` to a batch another read sends; where its reply is."""
+        return batch.add("HMGET", engagement_key(user_id), "s", *(f"a:{a}" for a in author_ids))
+
+    @staticmethod
+    def affinities_read(
+        author_ids: Sequence[str], reply: Sequence[bytes | None]
+    ) -> dict[str, float] | None:
+        """`affinities` from the batch's reply to `queue_affinities`."""
+        since, *values = reply
         if since is None:
             return None
         return {

@@ -22,6 +22,7 @@ from services.feed.posts.repository import PostReads
 from zap.common.v1 import common_pb2
 from zap.feed.v1 import feed_pb2
 from zapcore.db import Database
+from zapcore.redis import Batch
 
 # Wraps the database part of a read (the home feed gives it a budget and a circuit).
 Guard = Callable[[], AbstractAsyncContextManager[None]]
@@ -128,19 +129,19 @@ class Hydration:
     async def _recall(
         self, ids: list[uuid.UUID], viewer_id: uuid.UUID | None
     ) -> tuple[Recalled, Known]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            self._cards.queue_recall(pipe, ids)
-            if viewer_id is not None:
-                self._engagement.queue_read(pipe, viewer_id, ids)
-            try:
-                answers = await pipe.execute()
-            except RedisError:
-                # Redis cannot answer: everything is the database's to say.
-                return Recalled(unknown=list(ids)), NOTHING
-        recalled = self._cards.recalled(ids, answers[: len(ids)])
+        batch = Batch()
+        cards = self._cards.queue_recall(batch, ids)
+        if viewer_id is not None:
+            state = self._engagement.queue_read(batch, viewer_id, ids)
+        try:
+            replies = await batch.run(self._redis)
+        except RedisError:
+            # Redis cannot answer: everything is the database's to say.
+            return Recalled(unknown=list(ids)), NOTHING
+        recalled = self._cards.recalled(ids, replies[cards])
         if viewer_id is None:
             return recalled, NOTHING
-        return recalled, self._engagement.known(ids, answers[len(ids) :])
+        return recalled, self._engagement.known(ids, replies[state])
 
 
 def shows(

@@ -36,8 +36,11 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
+
+from zapcore.redis import Batch
 
 SENTINEL = b"~"
 _SENTINEL_SCORE = float("-inf")
@@ -109,19 +112,32 @@ class FeedCache:
         """What a first page needs, in one round trip: renew the feed and mark the user
         active, claim the pulled-authors merge (at most once per `pull_refresh_seconds`),
         the epoch, and the first `count` entries."""
+        batch = Batch()
+        opening = self.queue_opening(batch, user_id, count, pull_refresh_seconds)
+        return self.opened((await batch.run(self._redis))[opening])
+
+    def queue_opening(
+        self, batch: Batch, user_id: uuid.UUID, count: int, pull_refresh_seconds: int
+    ) -> slice:
+        """`open_first_page`'s commands, added to a batch another read sends (`opened`
+        reads their replies)."""
+        start = len(batch)
         key = feed_key(user_id)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.expire(key, self._ttl)
-            pipe.zadd(active_key(user_id), {str(user_id): time.time()})
-            pipe.set(_key(user_id, "pulled"), 1, ex=pull_refresh_seconds, nx=True)
-            pipe.get(_key(user_id, "epoch"))
-            pipe.zrevrangebyscore(key, "+inf", "-inf", start=0, num=count, withscores=True)
-            renewed, _, pull_due, epoch, rows = await pipe.execute()
+        batch.add("EXPIRE", key, self._ttl)
+        batch.add("ZADD", active_key(user_id), time.time(), str(user_id))
+        batch.add("SET", _key(user_id, "pulled"), 1, "EX", pull_refresh_seconds, "NX")
+        batch.add("GET", _key(user_id, "epoch"))
+        batch.add("ZREVRANGEBYSCORE", key, "+inf", "-inf", "WITHSCORES", "LIMIT", 0, count)
+        return slice(start, len(batch))
+
+    @staticmethod
+    def opened(replies: Sequence[Any]) -> Opening:
+        renewed, _, pull_due, epoch, rows = replies
         return Opening(
             built=bool(renewed),
-            pull_due=bool(pull_due),
+            pull_due=pull_due is not None,
             epoch=int(epoch or 0),
-            first=_entries(rows),
+            first=_scored(rows),
         )
 
     async def begin_rebuild(self, user_id: uuid.UUID) -> None:
@@ -224,6 +240,9 @@ class FeedCache:
     async def mark_paging(self, user_id: uuid.UUID) -> None:
         await self._redis.set(_key(user_id, "paging"), 1, ex=self._paging_ttl)
 
+    def queue_mark_paging(self, batch: Batch, user_id: uuid.UUID) -> None:
+        batch.add("SET", _key(user_id, "paging"), 1, "EX", self._paging_ttl)
+
     async def is_paging(self, user_id: uuid.UUID) -> bool:
         return bool(await self._redis.exists(_key(user_id, "paging")))
 
@@ -231,29 +250,34 @@ class FeedCache:
         """The merge that claimed the refresh failed: the next first page tries again."""
         await self._redis.delete(_key(user_id, "pulled"))
 
-    async def source(self, user_id: uuid.UUID, epoch: int) -> str | None:
-        """The key a cursor of `epoch` reads: the live feed, its snapshot, or None (gone)."""
-        if epoch == await self.epoch(user_id):
+    @staticmethod
+    def queue_epoch(batch: Batch, user_id: uuid.UUID) -> int:
+        """Add the read of the feed's current epoch to a batch (`source` takes its reply)."""
+        return batch.add("GET", _key(user_id, "epoch"))
+
+    async def source(self, user_id: uuid.UUID, epoch: int, current: bytes | None) -> str | None:
+        """The key a cursor of `epoch` reads, given the `current` epoch as read: the live
+        feed, its snapshot, or None (gone)."""
+        if epoch == int(current or 0):
             return feed_key(user_id)
         snapshot = _key(user_id, f"snap:{epoch}")
         return snapshot if await self._redis.exists(snapshot) else None
 
     async def page(self, key: str, after: Entry | None, count: int) -> list[Entry]:
         """Up to `count` entries best first, strictly after (score, id) `after`."""
+        batch = Batch()
         if after is None:
-            rows = await self._redis.zrevrangebyscore(
-                key, "+inf", "-inf", start=0, num=count, withscores=True
-            )
-            return _entries(rows)
+            batch.add("ZREVRANGEBYSCORE", key, "+inf", "-inf", "WITHSCORES", "LIMIT", 0, count)
+            [rows] = await batch.run(self._redis)
+            return _scored(rows)
         last, score = after
         bound = repr(score)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            # Equal scores are ordered by member, descending: the rest of a tie comes first.
-            pipe.zrevrangebyscore(key, bound, bound, withscores=True)
-            pipe.zrevrangebyscore(key, f"({bound}", "-inf", start=0, num=count, withscores=True)
-            ties, lower = await pipe.execute()
-        rest_of_tie = [(p, s) for p, s in _entries(ties) if str(p) < str(last)]
-        return (rest_of_tie + _entries(lower))[:count]
+        # Equal scores are ordered by member, descending: the rest of a tie comes first.
+        batch.add("ZREVRANGEBYSCORE", key, bound, bound, "WITHSCORES")
+        batch.add("ZREVRANGEBYSCORE", key, f"({bound}", "-inf", "WITHSCORES", "LIMIT", 0, count)
+        ties, lower = await batch.run(self._redis)
+        rest_of_tie = [(p, s) for p, s in _scored(ties) if str(p) < str(last)]
+        return (rest_of_tie + _scored(lower))[:count]
 
     async def forget(
         self, user_id: uuid.UUID, removed: Sequence[tuple[uuid.UUID, uuid.UUID]]
@@ -270,5 +294,10 @@ class FeedCache:
             await pipe.execute()
 
 
-def _entries(rows: Sequence[tuple[bytes, float]]) -> list[Entry]:
-    return [(uuid.UUID(m.decode()), float(s)) for m, s in rows if m != SENTINEL]
+def _scored(flat: Sequence[bytes]) -> list[Entry]:
+    """Entries from a raw WITHSCORES reply (member, score, member, score, ...)."""
+    return [
+        (uuid.UUID(member.decode()), float(score))
+        for member, score in zip(flat[::2], flat[1::2], strict=True)
+        if member != SENTINEL
+    ]

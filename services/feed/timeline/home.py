@@ -11,7 +11,6 @@ degraded (degraded.py); reading that way never touches the database.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -23,7 +22,7 @@ from services.feed.posts.hydration import shows
 from services.feed.posts.reading import Page
 from services.feed.resources import FeedResources
 from services.feed.timeline import ranking
-from services.feed.timeline.cache import Entry, Opening, feed_key
+from services.feed.timeline.cache import Entry, FeedCache, Opening, feed_key
 from services.feed.timeline.degraded import (
     DEGRADED_READS,
     DatabaseBudget,
@@ -36,6 +35,7 @@ from zap.feed.v1 import feed_pb2
 from zap.graph.v1 import graph_pb2
 from zapcore.deadlines import remaining
 from zapcore.pagination import expired_cursor, invalid_cursor, page_limit
+from zapcore.redis import Batch
 
 # Hidden entries (blocked, muted, removed) are skipped; at most this many chunks per page.
 _MAX_CHUNKS = 4
@@ -66,26 +66,19 @@ class HomeFeed:
         # The first chunk of entries when it was read already (a first page's opening).
         first: list[Entry] | None = None
         database = DatabaseBudget(self._circuit, self._budget())
-        exclusions_task = asyncio.create_task(self._r.audience.exclusions(viewer_id))
-        try:
-            if cursor:
-                started, epoch, start = self._decode(cursor)
-                key = await self._r.cache.source(viewer_id, epoch)
-                if key is None:
-                    raise expired_cursor()
-            else:
-                started, start, key = int(time.time()), None, feed_key(viewer_id)
-                opening = await self._r.cache.open_first_page(viewer_id, size, PULL_REFRESH_SECONDS)
-                epoch, first = opening.epoch, opening.first
-                if await self._prepare(viewer_id, opening, database):
-                    # Rebuilt or merged into: what the opening read is out of date.
-                    epoch, first = await self._r.cache.epoch(viewer_id), None
-            exclusions = await exclusions_task
-        finally:
-            if not exclusions_task.done():
-                exclusions_task.cancel()
+        if cursor:
+            started, epoch, start = self._decode(cursor)
+            key, exclusions = await self._resume(viewer_id, epoch)
+        else:
+            started, start, key = int(time.time()), None, feed_key(viewer_id)
+            opening, exclusions = await self._open(viewer_id, size)
+            epoch, first = opening.epoch, opening.first
+            if await self._prepare(viewer_id, opening, database):
+                # Rebuilt or merged into: what the opening read is out of date.
+                epoch, first = await self._r.cache.epoch(viewer_id), None
 
         collected: _Collected | None = None
+        rerank: _FreshViews | None = None
         if database.usable:
             fresh = _FreshViews(self._r, viewer_id, exclusions, database)
             try:
@@ -95,7 +88,7 @@ class HomeFeed:
             else:
                 database.done()
                 if start is None and self._r.settings.home_rerank_candidates:
-                    collected.shown = await self._reranked(viewer_id, collected.shown, fresh)
+                    rerank = fresh
         degraded = collected is None
         if collected is None:
             cached = _CachedViews(self._r, viewer_id, exclusions)
@@ -105,20 +98,66 @@ class HomeFeed:
                 DEGRADED_READS.labels("unavailable").inc()
                 raise feed_unavailable(self._r.settings.home_db_retry_seconds)
             DEGRADED_READS.labels("served").inc()
-        shown, after = await self._with_authors(collected.shown), collected.after
-        if collected.exhausted or after is None:
+        after = collected.after
+        more = not (collected.exhausted or after is None)
+        shown = await self._finished(viewer_id, collected.shown, rerank, paging=more)
+        if not more or after is None:
             return Page(shown, "", degraded=degraded)
-        await self._r.cache.mark_paging(viewer_id)
         post_id, score = after
         next_cursor = self._r.cursors.encode(
             {"k": "home", "t": started, "e": epoch, "s": score, "i": str(post_id)}
         )
         return Page(shown, next_cursor, degraded=degraded)
 
-    async def _with_authors(self, entries: list[feed_pb2.FeedEntry]) -> list[feed_pb2.FeedEntry]:
-        """Each entry with its author's card; one whose author's account is gone is left out,
-        so it vanishes from every read at once."""
-        await self._r.authors.attach([entry.post for entry in entries])
+    async def _open(self, viewer_id: uuid.UUID, size: int) -> tuple[Opening, Exclusions]:
+        """A first page's opening (cache.py) and the viewer's exclusions, in one round trip."""
+        batch = Batch()
+        opening = self._r.cache.queue_opening(batch, viewer_id, size, PULL_REFRESH_SECONDS)
+        excluded = self._r.audience.queue(batch, viewer_id)
+        replies = await batch.run(self._r.redis)
+        return FeedCache.opened(replies[opening]), await self._r.audience.settle(
+            viewer_id, replies[excluded]
+        )
+
+    async def _resume(self, viewer_id: uuid.UUID, epoch: int) -> tuple[str, Exclusions]:
+        """The key a later page reads and the viewer's exclusions, in one round trip (two
+        when the cursor's epoch has passed and its snapshot is looked for)."""
+        batch = Batch()
+        current = self._r.cache.queue_epoch(batch, viewer_id)
+        excluded = self._r.audience.queue(batch, viewer_id)
+        replies = await batch.run(self._r.redis)
+        key = await self._r.cache.source(viewer_id, epoch, replies[current])
+        if key is None:
+            raise expired_cursor()
+        return key, await self._r.audience.settle(viewer_id, replies[excluded])
+
+    async def _finished(
+        self,
+        viewer_id: uuid.UUID,
+        entries: list[feed_pb2.FeedEntry],
+        rerank: _FreshViews | None,
+        *,
+        paging: bool,
+    ) -> list[feed_pb2.FeedEntry]:
+        """The page as shown, after one more round trip for what it still needs: the
+        authors' cards, the viewer's affinities (for the re-rank), the paging mark. An entry
+        whose author's account is gone is left out, so it vanishes from every read at once."""
+        batch = Batch()
+        posts = [entry.post for entry in entries]
+        authors = self._r.authors.queue(batch, posts)
+        head = entries[: self._r.settings.home_rerank_candidates] if rerank else []
+        head_authors = list({entry.post.author_id for entry in head})
+        affinity = (
+            self._r.engagement.queue_affinities(batch, viewer_id, head_authors) if head else None
+        )
+        if paging:
+            self._r.cache.queue_mark_paging(batch, viewer_id)
+        replies = await batch.run(self._r.redis)
+        if rerank is not None and affinity is not None:
+            affinities = self._r.engagement.affinities_read(head_authors, replies[affinity])
+            if affinities is not None:
+                entries = _reranked(entries, head, affinities, rerank.moderation)
+        await self._r.authors.attach_queued(authors, replies, posts)
         return [entry for entry in entries if entry.post.HasField("author")]
 
     async def _collect(
@@ -152,35 +191,6 @@ class HomeFeed:
             if len(collected.shown) == size or collected.exhausted:
                 break
         return collected
-
-    async def _reranked(
-        self, viewer_id: uuid.UUID, entries: list[feed_pb2.FeedEntry], fresh: _FreshViews
-    ) -> list[feed_pb2.FeedEntry]:
-        """A first page's top entries scored again with the same formula and their current
-        counts (the cached scores are as of the last rescoring), and ordered by that. Only
-        the shown entries move among themselves, so the next page still starts after the
-        last cached entry looked at: paging neither skips nor repeats. Without the viewer's
-        affinities in Redis, the cached order stands."""
-        head = entries[: self._r.settings.home_rerank_candidates]
-        authors = list({e.post.author_id for e in head})
-        affinity = await self._r.engagement.affinities(viewer_id, authors)
-        if affinity is None:
-            return entries
-        now = datetime.now(UTC)
-        for entry in head:
-            post = entry.post
-            entry.score = ranking.score(
-                likes=post.like_count,
-                comments=post.comment_count,
-                shares=post.share_count,
-                # fromtimestamp is C; Timestamp.ToDatetime is Python, per entry.
-                created_at=datetime.fromtimestamp(post.created_at.seconds, UTC),
-                now=now,
-                affinity_value=affinity[post.author_id],
-                moderation_score=fresh.moderation.get(post.id),
-            )
-        head.sort(key=lambda e: (e.score, e.post.id), reverse=True)
-        return head + entries[len(head) :]
 
     def _budget(self) -> float:
         """The database's share of this read: the setting, within the call's deadline."""
@@ -273,6 +283,34 @@ class HomeFeed:
             )
             for post in posts
         ]
+
+
+def _reranked(
+    entries: list[feed_pb2.FeedEntry],
+    head: list[feed_pb2.FeedEntry],
+    affinity: dict[str, float],
+    moderation: dict[str, float],
+) -> list[feed_pb2.FeedEntry]:
+    """A first page's top entries (`head`) scored again with the same formula and their
+    current counts (the cached scores are as of the last rescoring), and ordered by that.
+    Only the shown entries move among themselves, so the next page still starts after the
+    last cached entry looked at: paging neither skips nor repeats. Without the viewer's
+    affinities in Redis, the cached order stands (the caller does not call this)."""
+    now = datetime.now(UTC)
+    for entry in head:
+        post = entry.post
+        entry.score = ranking.score(
+            likes=post.like_count,
+            comments=post.comment_count,
+            shares=post.share_count,
+            # fromtimestamp is C; Timestamp.ToDatetime is Python, per entry.
+            created_at=datetime.fromtimestamp(post.created_at.seconds, UTC),
+            now=now,
+            affinity_value=affinity[post.author_id],
+            moderation_score=moderation.get(post.id),
+        )
+    head.sort(key=lambda e: (e.score, e.post.id), reverse=True)
+    return head + entries[len(head) :]
 
 
 class _FreshViews:

@@ -15,6 +15,7 @@ from services.feed.models import Like, Post, Share
 from services.feed.posts.engagement import Engagement
 from zapcore.db import Database
 from zapcore.ids import new_id
+from zapcore.redis import Batch
 
 
 @pytest.fixture
@@ -44,9 +45,9 @@ async def engage(db: Database, user: uuid.UUID, liked: list[uuid.UUID], shared: 
 
 
 async def read(engagement: Engagement, redis: Redis, user: uuid.UUID, ids: list[uuid.UUID]):
-    async with redis.pipeline(transaction=False) as pipe:
-        engagement.queue_read(pipe, user, ids)
-        return engagement.known(ids, await pipe.execute())
+    batch = Batch()
+    state = engagement.queue_read(batch, user, ids)
+    return engagement.known(ids, (await batch.run(redis))[state])
 
 
 async def test_an_entry_holds_the_newest_posts_a_user_engaged_with_up_to_its_cap(
