@@ -68,14 +68,17 @@ async def ready_media(media: MediaClient, media_ids: Iterable[str]) -> dict[str,
 async def _people_and_media(
     auth: AuthClient, media: MediaClient, items: Sequence[feed_pb2.Post]
 ) -> tuple[dict[str, auth_pb2.User], dict[str, media_pb2.Media]]:
-    """The posts' authors and ready images. Feed sends the authors' cards it has; GetUsers
-    only for posts without one (a gone account, or a feed not yet sending cards during a
-    rolling upgrade)."""
+    """The posts' authors and ready images. Feed sends the authors' cards and the ready
+    images it has; GetUsers and GetMedias only for posts without them (a gone account, media
+    feed could not reach, or a feed not yet sending them during a rolling upgrade)."""
     people, images = await asyncio.gather(
         authors(auth, (p.author_id for p in items if not p.HasField("author"))),
-        ready_media(media, (m for p in items for m in p.media_ids)),
+        ready_media(
+            media, (m for p in items if len(p.media) < len(p.media_ids) for m in p.media_ids)
+        ),
     )
     people.update((p.author_id, p.author) for p in items if p.HasField("author"))
+    images.update((m.id, m) for p in items for m in p.media)
     return people, images
 
 
@@ -101,7 +104,9 @@ async def feed_entries(
 
 
 async def comments(auth: AuthClient, items: Sequence[feed_pb2.Comment]) -> list[CommentOut]:
-    people = await authors(auth, (c.author_id for c in items))
+    """Feed sends the authors' cards; GetUsers only for comments without one."""
+    people = await authors(auth, (c.author_id for c in items if not c.HasField("author")))
+    people.update((c.author_id, c.author) for c in items if c.HasField("author"))
     return [CommentOut.from_proto(c, people[c.author_id]) for c in items if c.author_id in people]
 
 

@@ -16,6 +16,8 @@ from services.feed.posts.authors import Authors
 from services.feed.posts.cards import PostCards
 from services.feed.posts.engagement import Engagement
 from services.feed.posts.hydration import Hydration
+from services.feed.posts.images import Images
+from services.feed.posts.presentation import Presentation
 from services.feed.settings import FeedSettings
 from services.feed.timeline.cache import FeedCache
 from zap.auth.v1 import auth_pb2
@@ -26,6 +28,7 @@ from zapcore.db import Database
 from zapcore.events import EventPublisher
 from zapcore.exclusions import ExclusionsCache
 from zapcore.identity import IdentitySigner
+from zapcore.media_cards import MediaCards
 from zapcore.outbox import Outbox
 from zapcore.pagination import CursorCodec
 from zapcore.peers import Peers
@@ -70,6 +73,7 @@ class FeedResources:
     auth: AuthClient
     audience: Audience
     authors: Authors
+    presentation: Presentation
     _background: set[asyncio.Task[object]] = field(default_factory=set)
 
     @classmethod
@@ -81,6 +85,8 @@ class FeedResources:
         events = EventPublisher(redis, producer="feed")
         graph = GraphClient(peers.channel(platform.graph_target, graph_pb2.DESCRIPTOR))
         auth = AuthClient(peers.channel(platform.auth_target, auth_pb2.DESCRIPTOR))
+        media = MediaClient(peers.channel(platform.media_target, media_pb2.DESCRIPTOR))
+        authors = Authors(UserCards(redis), auth)
         cards = PostCards(
             redis,
             ttl_seconds=settings.post_card_ttl_seconds,
@@ -116,10 +122,11 @@ class FeedResources:
             moderation=ModerationClient(
                 peers.channel(platform.moderation_target, moderation_pb2.DESCRIPTOR)
             ),
-            media=MediaClient(peers.channel(platform.media_target, media_pb2.DESCRIPTOR)),
+            media=media,
             auth=auth,
             audience=Audience(ExclusionsCache(redis), graph),
-            authors=Authors(UserCards(redis), auth),
+            authors=authors,
+            presentation=Presentation(redis, authors, Images(MediaCards(redis), media)),
         )
 
     def in_background(self, work: Coroutine[Any, Any, object]) -> None:

@@ -50,14 +50,14 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         self, request: feed_pb2.GetPostRequest, context: Context
     ) -> feed_pb2.GetPostResponse:
         post = await self._reading.post(request.post_id, _viewer())
-        await self._r.authors.attach([post])
+        await self._r.presentation.attach([post])
         return feed_pb2.GetPostResponse(post=post)
 
     async def GetPosts(
         self, request: feed_pb2.GetPostsRequest, context: Context
     ) -> feed_pb2.GetPostsResponse:
         posts = await self._reading.posts(list(request.post_ids), _viewer())
-        await self._r.authors.attach(posts)
+        await self._r.presentation.attach(posts)
         return feed_pb2.GetPostsResponse(posts=posts)
 
     async def DeletePost(
@@ -82,7 +82,9 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         self, request: feed_pb2.CreateCommentRequest, context: Context
     ) -> feed_pb2.CreateCommentResponse:
         comment = await self._posting.comment(request.post_id, require_user_id(), request.content)
-        return feed_pb2.CreateCommentResponse(comment=comment_to_proto(comment))
+        created = comment_to_proto(comment)
+        await self._r.authors.attach([created])
+        return feed_pb2.CreateCommentResponse(comment=created)
 
     async def ListComments(
         self, request: feed_pb2.ListCommentsRequest, context: Context
@@ -91,7 +93,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
             request.post_id, _viewer(), request.page.cursor, request.page.limit
         )
         return feed_pb2.ListCommentsResponse(
-            comments=[comment_to_proto(c) for c in page.items],
+            comments=await self._r.authors.shown([comment_to_proto(c) for c in page.items]),
             page=common_pb2.PageInfo(next_cursor=page.next_cursor),
         )
 
@@ -118,7 +120,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
             request.user_id, _viewer(), request.page.cursor, request.page.limit
         )
         posts = page.items
-        await self._r.authors.attach(posts)
+        await self._r.presentation.attach(posts)
         return feed_pb2.GetUserPostsResponse(
             posts=posts,
             page=common_pb2.PageInfo(next_cursor=page.next_cursor),
@@ -133,7 +135,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         else:
             page = await self._reading.trending(viewer, cursor, limit)
         posts = page.items
-        await self._r.authors.attach(posts)
+        await self._r.presentation.attach(posts)
         return feed_pb2.GetExploreResponse(
             posts=posts,
             page=common_pb2.PageInfo(next_cursor=page.next_cursor),

@@ -13,6 +13,7 @@ from services.media.object_store import ObjectStore
 from services.media.processing.images import RenderSpec
 from services.media.settings import MediaSettings
 from zapcore.db import Database
+from zapcore.media_cards import MediaCards
 from zapcore.ratelimit import limiter_storage
 from zapcore.redis import create_redis
 from zapcore.settings import PlatformSettings
@@ -30,6 +31,7 @@ class MediaResources:
     store: ObjectStore
     limiter: MovingWindowRateLimiter
     presign_rules: list[RateLimitItem]
+    cards: MediaCards
 
     @property
     def public_base_url(self) -> str:
@@ -64,6 +66,7 @@ class MediaResources:
             store=store,
             limiter=MovingWindowRateLimiter(limiter_storage(platform.redis_url, redis)),
             presign_rules=list(parse_many(settings.presign_rate_limit)),
+            cards=MediaCards(redis),
         )
 
     async def close(self) -> None:

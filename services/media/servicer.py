@@ -54,7 +54,7 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
         self, request: media_pb2.GetMediasRequest, context: Context
     ) -> media_pb2.GetMediasResponse:
         medias = await self._reading.medias(list(request.media_ids), _viewer())
-        return media_pb2.GetMediasResponse(medias=[self._proto(m) for m in medias])
+        return media_pb2.GetMediasResponse(medias=medias)
 
     async def ExportUserData(
         self, request: media_pb2.ExportUserDataRequest, context: Context

@@ -51,10 +51,14 @@ class Authors:
         return QueuedCards(wanted, self._cards.queue_get(batch, wanted))
 
     async def attach_queued(
-        self, queued: QueuedCards, replies: Sequence[Any], posts: Sequence[feed_pb2.Post]
+        self, queued: QueuedCards, replies: Sequence[Any] | None, posts: Sequence[feed_pb2.Post]
     ) -> None:
-        """`attach`, from the cards a batch read."""
-        known = UserCards.parse(queued.user_ids, replies[queued.replies])
+        """`attach`, from the cards a batch read (None: Redis could not answer, auth is
+        asked about all of them)."""
+        if replies is None:
+            known = Cards(missing=list(queued.user_ids))
+        else:
+            known = UserCards.parse(queued.user_ids, replies[queued.replies])
         _attach(await self._completed(known), posts)
 
     async def _completed(self, known: Cards) -> dict[str, auth_pb2.User]:
@@ -66,14 +70,22 @@ class Authors:
             known.found.update((user.id, user) for user in answer.users)
         return known.found
 
-    async def attach(self, posts: Sequence[feed_pb2.Post]) -> None:
-        """Set each post's author card where the account can be shown; callers leave out
-        (or look up again) a post left without one."""
-        _attach(await self.cards(post.author_id for post in posts), posts)
+    async def attach(self, items: Sequence[feed_pb2.Post | feed_pb2.Comment]) -> None:
+        """Set each post's or comment's author card where the account can be shown; callers
+        leave out (or look up again) an item left without one."""
+        _attach(await self.cards(item.author_id for item in items), items)
+
+    async def shown(self, comments: Sequence[feed_pb2.Comment]) -> list[feed_pb2.Comment]:
+        """The comments whose authors can be shown, each with its author's card: a deleted
+        account's comments vanish from every read at once."""
+        await self.attach(comments)
+        return [comment for comment in comments if comment.HasField("author")]
 
 
-def _attach(cards: dict[str, auth_pb2.User], posts: Sequence[feed_pb2.Post]) -> None:
-    for post in posts:
-        card = cards.get(post.author_id)
+def _attach(
+    cards: dict[str, auth_pb2.User], items: Sequence[feed_pb2.Post | feed_pb2.Comment]
+) -> None:
+    for item in items:
+        card = cards.get(item.author_id)
         if card is not None:
-            post.author.CopyFrom(card)
+            item.author.CopyFrom(card)

@@ -140,11 +140,12 @@ class HomeFeed:
         paging: bool,
     ) -> list[feed_pb2.FeedEntry]:
         """The page as shown, after one more round trip for what it still needs: the
-        authors' cards, the viewer's affinities (for the re-rank), the paging mark. An entry
-        whose author's account is gone is left out, so it vanishes from every read at once."""
+        authors' cards and the posts' images, the viewer's affinities (for the re-rank), the
+        paging mark. An entry whose author's account is gone is left out, so it vanishes
+        from every read at once."""
         batch = Batch()
         posts = [entry.post for entry in entries]
-        authors = self._r.authors.queue(batch, posts)
+        presented = self._r.presentation.queue(batch, posts)
         head = entries[: self._r.settings.home_rerank_candidates] if rerank else []
         head_authors = list({entry.post.author_id for entry in head})
         affinity = (
@@ -157,7 +158,7 @@ class HomeFeed:
             affinities = self._r.engagement.affinities_read(head_authors, replies[affinity])
             if affinities is not None:
                 entries = _reranked(entries, head, affinities, rerank.moderation)
-        await self._r.authors.attach_queued(authors, replies, posts)
+        await self._r.presentation.finish(presented, replies, posts)
         return [entry for entry in entries if entry.post.HasField("author")]
 
     async def _collect(

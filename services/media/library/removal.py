@@ -66,6 +66,9 @@ async def remove_media(
         retired = await MediaRepository(session).retire(owner_id, media_ids, reason=reason, now=now)
     if not retired:
         return 0
+    # Readers stop showing them now; a Redis error fails the handler, whose retry finds the
+    # same rows again.
+    await resources.cards.invalidate(str(m.id) for m in retired)
     store = resources.store
     await store.delete([m.upload_key for m in retired])
     objects = 0

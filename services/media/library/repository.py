@@ -211,8 +211,8 @@ class MediaRepository:
         )
         return len(result.all())
 
-    async def delete_owned_by(self, owner_id: uuid.UUID) -> int:
+    async def delete_owned_by(self, owner_id: uuid.UUID) -> list[uuid.UUID]:
         result = await self._s.execute(
             delete(Media).where(Media.owner_id == owner_id).returning(Media.id)
         )
-        return len(result.all())
+        return list(result.scalars())

@@ -118,9 +118,16 @@ async def forget_owner(resources: MediaResources, owner_id: uuid.UUID) -> None:
     deleted = 0
     for prefix in owner_prefixes(owner_id):
         deleted += await resources.store.delete_prefix(prefix)
+    # A media card names its owner (and so do its URLs): none may be left. Dropped (and
+    # fenced) before the rows go, so a retry of the cascade still finds the ids; forgotten
+    # altogether after, which also removes a card a GetMedias read just before the delete.
+    async with resources.db.read_only() as session:
+        owned = [str(m.id) for m in await MediaRepository(session).owned_by(owner_id)]
+    await resources.cards.invalidate(owned)
     async with resources.db.unit_of_work() as session:
-        rows = await MediaRepository(session).delete_owned_by(owner_id)
+        removed = await MediaRepository(session).delete_owned_by(owner_id)
+    await resources.cards.forget([*owned, *(str(m) for m in removed)])
     # The presign counters are keyed by the user id (the daily one lives a day).
     for rule in resources.presign_rules:
         await resources.limiter.clear(rule, PRESIGN_LIMIT_NAMESPACE, str(owner_id))
-    log.info("media.owner_forgotten", user_id=str(owner_id), objects=deleted, records=rows)
+    log.info("media.owner_forgotten", user_id=str(owner_id), objects=deleted, records=len(removed))

@@ -11,6 +11,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from zap.auth.v1 import auth_pb2 as _auth_pb2
 from zap.common.v1 import common_pb2 as _common_pb2
+from zap.media.v1 import media_pb2 as _media_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -58,6 +59,7 @@ class Post(_message.Message):
     LIKED_BY_VIEWER_FIELD_NUMBER: _builtins.int
     SHARED_BY_VIEWER_FIELD_NUMBER: _builtins.int
     AUTHOR_FIELD_NUMBER: _builtins.int
+    MEDIA_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     author_id: _builtins.str
     content: _builtins.str
@@ -89,6 +91,13 @@ class Post(_message.Message):
         need no GetUsers of their own. A post whose author's account is gone is not returned.
         """
 
+    @_builtins.property
+    def media(self) -> _containers.RepeatedCompositeFieldContainer[_media_pb2.Media]:
+        """The post's ready images with their variants, in media_ids order, where the read
+        hydrates them (every post read): callers then need no GetMedias of their own. A medium
+        that is gone is left out.
+        """
+
     def __init__(
         self,
         *,
@@ -107,10 +116,11 @@ class Post(_message.Message):
         liked_by_viewer: _builtins.bool = ...,
         shared_by_viewer: _builtins.bool = ...,
         author: _auth_pb2.User | None = ...,
+        media: _abc.Iterable[_media_pb2.Media] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "author_id", b"author_id", "comment_count", b"comment_count", "content", b"content", "created_at", b"created_at", "hashtags", b"hashtags", "id", b"id", "like_count", b"like_count", "liked_by_viewer", b"liked_by_viewer", "media_ids", b"media_ids", "mention_ids", b"mention_ids", "parent_post_id", b"parent_post_id", "share_count", b"share_count", "shared_by_viewer", b"shared_by_viewer", "visibility", b"visibility"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "author_id", b"author_id", "comment_count", b"comment_count", "content", b"content", "created_at", b"created_at", "hashtags", b"hashtags", "id", b"id", "like_count", b"like_count", "liked_by_viewer", b"liked_by_viewer", "media", b"media", "media_ids", b"media_ids", "mention_ids", b"mention_ids", "parent_post_id", b"parent_post_id", "share_count", b"share_count", "shared_by_viewer", b"shared_by_viewer", "visibility", b"visibility"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -127,6 +137,7 @@ class Comment(_message.Message):
     MENTION_IDS_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     VISIBILITY_FIELD_NUMBER: _builtins.int
+    AUTHOR_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     post_id: _builtins.str
     author_id: _builtins.str
@@ -136,6 +147,12 @@ class Comment(_message.Message):
     def mention_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def author(self) -> _auth_pb2.User:
+        """The author's public card (ListComments, CreateComment): callers then need no GetUsers
+        of their own. A comment whose author's account is gone is not returned.
+        """
+
     def __init__(
         self,
         *,
@@ -146,10 +163,11 @@ class Comment(_message.Message):
         mention_ids: _abc.Iterable[_builtins.str] | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         visibility: _common_pb2.Visibility.ValueType = ...,
+        author: _auth_pb2.User | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_id", b"author_id", "content", b"content", "created_at", b"created_at", "id", b"id", "mention_ids", b"mention_ids", "post_id", b"post_id", "visibility", b"visibility"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "author_id", b"author_id", "content", b"content", "created_at", b"created_at", "id", b"id", "mention_ids", b"mention_ids", "post_id", b"post_id", "visibility", b"visibility"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
