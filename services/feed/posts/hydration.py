@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from services.feed.posts.audience import Exclusions
+from services.feed.posts.audience import NOBODY, Audience, Exclusions
 from services.feed.posts.cards import Offer, PostCards, Recalled
 from services.feed.posts.converters import post_to_proto
 from services.feed.posts.engagement import NOTHING, Engagement, Known, unix
@@ -36,10 +36,12 @@ async def _unguarded() -> AsyncIterator[None]:
 @dataclass
 class Hydrated:
     """The posts that exist, by id, and the moderation scores of the scored ones (the
-    ranking's trust factor, for the home feed's read-time re-rank)."""
+    ranking's trust factor, for the home feed's read-time re-rank); the viewer's exclusions
+    when the read was asked to bring them."""
 
     posts: dict[uuid.UUID, feed_pb2.Post]
     moderation: dict[uuid.UUID, float]
+    exclusions: Exclusions = NOBODY
 
 
 @dataclass
@@ -65,13 +67,15 @@ class Hydration:
         viewer_id: uuid.UUID | None,
         *,
         guard: Guard = _unguarded,
+        audience: Audience | None = None,
     ) -> Hydrated:
         """The posts that exist (deleted ones left out), each with the viewer's own state;
-        whom they may be shown to is the caller's filter (`shows`)."""
+        whom they may be shown to is the caller's filter (`shows`), with the exclusions
+        read in the same round trip when `audience` is given."""
         ids = list(dict.fromkeys(post_ids))
         if not ids:
-            return Hydrated({}, {})
-        recalled, known = await self._recall(ids, viewer_id)
+            return Hydrated({}, {})  # nothing to filter: no exclusions needed
+        recalled, known, exclusions = await self._recall(ids, viewer_id, audience)
         found, moderation = recalled.cards, recalled.moderation
         ask = list(recalled.unknown)
         fill = viewer_id is not None and known.since is None
@@ -111,7 +115,7 @@ class Hydration:
             if post_id not in asked:
                 post.liked_by_viewer = post_id in known.liked
                 post.shared_by_viewer = post_id in known.shared
-        return Hydrated({p: found[p] for p in ids if p in found}, moderation)
+        return Hydrated({p: found[p] for p in ids if p in found}, moderation, exclusions)
 
     async def cached(self, post_ids: Sequence[uuid.UUID], viewer_id: uuid.UUID | None) -> Cached:
         """The same from Redis alone, for a read the database cannot serve: cards whatever
@@ -119,7 +123,7 @@ class Hydration:
         ids = list(dict.fromkeys(post_ids))
         if not ids:
             return Cached({}, 0)
-        recalled, known = await self._recall(ids, viewer_id)
+        recalled, known, _ = await self._recall(ids, viewer_id)
         posts = {**recalled.stale, **recalled.cards}
         for post_id, post in posts.items():
             post.liked_by_viewer = post_id in known.liked
@@ -127,21 +131,28 @@ class Hydration:
         return Cached(posts, len(posts) + len(recalled.gone))
 
     async def _recall(
-        self, ids: list[uuid.UUID], viewer_id: uuid.UUID | None
-    ) -> tuple[Recalled, Known]:
+        self, ids: list[uuid.UUID], viewer_id: uuid.UUID | None, audience: Audience | None = None
+    ) -> tuple[Recalled, Known, Exclusions]:
         batch = Batch()
         cards = self._cards.queue_recall(batch, ids)
+        excluded = None
         if viewer_id is not None:
             state = self._engagement.queue_read(batch, viewer_id, ids)
+            if audience is not None:
+                excluded = audience.queue(batch, viewer_id)
         try:
             replies = await batch.run(self._redis)
         except RedisError:
-            # Redis cannot answer: everything is the database's to say.
-            return Recalled(unknown=list(ids)), NOTHING
+            # Redis cannot answer: everything is the database's (and graph's) to say.
+            exclusions = await audience.exclusions(viewer_id) if audience else NOBODY
+            return Recalled(unknown=list(ids)), NOTHING, exclusions
         recalled = self._cards.recalled(ids, replies[cards])
         if viewer_id is None:
-            return recalled, NOTHING
-        return recalled, self._engagement.known(ids, replies[state])
+            return recalled, NOTHING, NOBODY
+        exclusions = NOBODY
+        if audience is not None and excluded is not None:
+            exclusions = await audience.settle(viewer_id, replies[excluded])
+        return recalled, self._engagement.known(ids, replies[state]), exclusions
 
 
 def shows(

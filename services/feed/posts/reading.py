@@ -41,8 +41,6 @@ class Reading:
         self, post_id: str, viewer_id: uuid.UUID | None, exclusions: Exclusions | None = None
     ) -> feed_pb2.Post:
         pid = parse_id(post_id, "post_id")
-        if exclusions is None:
-            exclusions = await self._r.audience.exclusions(viewer_id)
         found = await self.hydrate([pid], viewer_id, exclusions, direct=True)
         if not found:
             raise NotFound("post not found", reason="post-not-found")
@@ -56,19 +54,23 @@ class Reading:
                 f"at most {MAX_BATCH} ids", fields={"post_ids": f"at most {MAX_BATCH}"}
             )
         ids = parse_ids(list(post_ids), "post_ids")
-        exclusions = await self._r.audience.exclusions(viewer_id)
-        return await self.hydrate(ids, viewer_id, exclusions, direct=True)
+        return await self.hydrate(ids, viewer_id, direct=True)
 
     async def hydrate(
         self,
         post_ids: Sequence[uuid.UUID],
         viewer_id: uuid.UUID | None,
-        exclusions: Exclusions,
+        exclusions: Exclusions | None = None,
         *,
         direct: bool = False,
     ) -> list[feed_pb2.Post]:
-        """The posts the viewer may see, in the order asked (hydration.py)."""
-        found = (await self._r.hydration.posts(post_ids, viewer_id)).posts
+        """The posts the viewer may see, in the order asked (hydration.py); the viewer's
+        exclusions read with the posts unless the caller has them already."""
+        audience = self._r.audience if exclusions is None else None
+        hydrated = await self._r.hydration.posts(post_ids, viewer_id, audience=audience)
+        found = hydrated.posts
+        if exclusions is None:
+            exclusions = hydrated.exclusions
         return [
             found[pid]
             for pid in post_ids
@@ -102,12 +104,11 @@ class Reading:
             raise InvalidArgument("hashtag is not valid", fields={"hashtag": "1 to 64 characters"})
         size = page_limit(limit)
         before = self._keyset(cursor, f"tag:{tag}", None)
-        exclusions = await self._r.audience.exclusions(viewer_id)
         async with self._r.db.read_only() as session:
             rows = await PostRepository(session).hashtag_posts(tag, before, size + 1)
         more = len(rows) > size
         rows = rows[:size]
-        visible = await self.hydrate([pid for pid, _ in rows], viewer_id, exclusions)
+        visible = await self.hydrate([pid for pid, _ in rows], viewer_id)
         next_cursor = (
             self._next_keyset(f"tag:{tag}", None, rows[-1][1], rows[-1][0]) if more else ""
         )
@@ -129,9 +130,8 @@ class Reading:
                 raise expired_cursor()
         else:
             (generation, ranked), offset = await trending.current(), 0
-        exclusions = await self._r.audience.exclusions(viewer_id)
         ids = ranked[offset : offset + size]
-        visible = await self.hydrate(ids, viewer_id, exclusions)
+        visible = await self.hydrate(ids, viewer_id)
         more = offset + size < len(ranked)
         next_cursor = (
             self._r.cursors.encode({"k": "trending", "g": generation, "o": offset + size})
