@@ -52,13 +52,14 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
     },
 }
 _API_PROBLEMS = {
-    "400": "Malformed request (bad JSON, an id or cursor that is not one)",
+    "400": "Malformed request (the body is not JSON, a bad Idempotency-Key) or refused whole",
     "401": "Missing, expired or revoked access token",
     "403": "Not allowed for this user",
     "404": "No such object, or not visible to this user",
     "409": "Conflicts with the current state",
     "413": "Request body too large",
-    "422": "Some fields are invalid (`errors` names them)",
+    "422": "Some fields are invalid (`errors` names them): an id that is not a UUID, a cursor "
+    "not issued for this list or expired, a value out of range",
     "429": "Rate limited (see Retry-After)",
     "503": "A service is unavailable (see Retry-After when given)",
 }
