@@ -40,8 +40,13 @@ def install(app: FastAPI, openapi_url: str) -> None:
             swagger_js_url=f"{root}{ASSETS_PATH}/swagger-ui-bundle.js",
             swagger_css_url=f"{root}{ASSETS_PATH}/swagger-ui.css",
             swagger_favicon_url=f"{root}{ASSETS_PATH}/favicon.png",
-            # The bearer token typed into Authorize survives a reload of the page.
-            swagger_ui_parameters={"persistAuthorization": True},
+            swagger_ui_parameters={
+                # The bearer token typed into Authorize survives a reload of the page.
+                "persistAuthorization": True,
+                # Swagger UI would otherwise send the schema's URL to validator.swagger.io
+                # for a badge: a request off the gateway, and a broken image offline.
+                "validatorUrl": None,
+            },
         )
 
     @app.get(_OAUTH2_REDIRECT_PATH, include_in_schema=False)

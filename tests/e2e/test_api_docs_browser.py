@@ -9,14 +9,22 @@ ReDoc from a CDN would print an empty shell.
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from pathlib import Path
+
+import httpx
+import pytest
 
 from tests.support.stack import Stack
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Operations the page must list (Swagger UI shows each as an "opblock" with its path).
 SOME_PATHS = ("/api/v1/feed/home/", "/api/v1/posts/", "/api/v1/auth/login/")
+
+
+# src="...", href="...", url: "..." in the page the gateway serves.
+_REFERENCES = re.compile(r"""(?:src|href|url)\s*[=:]\s*["']([^"']+)["']""")
 
 
 async def rendered_dom(url: str, profile: Path) -> str:
@@ -67,3 +75,17 @@ async def test_redoc_renders_the_operations_offline(stack: Stack, tmp_path: Path
     assert "Sign in for tokens" in dom
     # Signed-in operations name the bearer scheme they want.
     assert "Authorizations:" in dom
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_the_docs_pages_load_nothing_from_another_host(
+    client: httpx.AsyncClient, page: str
+) -> None:
+    html = (await client.get(page)).text
+
+    references = _REFERENCES.findall(html)
+    assert references, html
+    assert all(reference.startswith("/") for reference in references), references
+    if page == "/docs":
+        # Nor does Swagger UI send the schema's address to its online validator.
+        assert '"validatorUrl": null' in html
