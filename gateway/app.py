@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import Response
 
-from gateway import openapi
+from gateway import docs_assets, openapi
 from gateway.deps import ip_rate_limit
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.middleware import EdgeMiddleware
@@ -49,13 +49,17 @@ def create_app(platform: PlatformSettings, settings: GatewaySettings) -> FastAPI
         version="1.0.0",
         summary="Public REST and WebSocket API of the ZAP social network.",
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
+        # The docs pages are docs_assets' own, which never reach for a CDN.
+        docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
+        generate_unique_id_function=openapi.operation_id,
         debug=False,
     )
     _install_error_handlers(app)
     openapi.install(app)
+    if docs:
+        docs_assets.install(app, openapi_url="/openapi.json")
     api = [Depends(ip_rate_limit)]
     app.include_router(ops.router)
     app.include_router(auth.router, dependencies=api)

@@ -1,11 +1,11 @@
 """gRPC server bootstrap: interceptors, health, reflection, graceful shutdown.
 
 Every ZAP service is a `GrpcServer`: the standard `grpc.health.v1` service (SERVING once
-started, NOT_SERVING as soon as shutdown begins), server reflection, and one interceptor
-that binds trace id, caller identity and deadline for the call, logs it, records metrics
-(and a span, when telemetry is on) and turns domain errors into rich statuses. At shutdown,
-callbacks a service registered (`on_shutdown`) run before in-flight calls drain: open
-streams end then, not at the grace.
+started, NOT_SERVING as soon as shutdown begins), server reflection (v1 and v1alpha, see
+reflection.py), and one interceptor that binds trace id, caller identity and deadline for
+the call, logs it, records metrics (and a span, when telemetry is on) and turns domain
+errors into rich statuses. At shutdown, callbacks a service registered (`on_shutdown`) run
+before in-flight calls drain: open streams end then, not at the grace.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from typing import Any
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
-from zapcore import deadlines
+from zapcore import deadlines, reflection
 from zapcore.errors import ZapError
 from zapcore.grpc_client import KEEPALIVE_TIME_MS
 from zapcore.identity import IDENTITY_METADATA_KEY, IdentitySigner, set_current_identity
@@ -307,9 +306,7 @@ class GrpcServer:
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         if reflection_enabled:
-            reflection.enable_server_reflection(
-                [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
-            )
+            reflection.enable([*self.service_names, health.SERVICE_NAME], self.server)
         self.port = 0
         self._stopped = False
         self._shutdown_callbacks: list[ShutdownCallback] = []
