@@ -155,6 +155,10 @@ async def test_deletion_is_immediate_for_readers_and_complete_after_the_cascade(
     life = await build_a_life(client, victim, friend)
     friend_followers = await followers_of(client, friend)
     assert len(await keys_of(store, victim.id)) == 4  # three variants and an abandoned upload
+    _, redis = redis_db
+    # The photo's card (media's read model, zapcore.media_cards) names its owner in its URLs.
+    photo_card = f"zap:media:{{{life['photo']['id']}}}"
+    assert victim.id.encode() in (await redis.get(photo_card) or b"")
 
     gone = await client.request(
         "DELETE", "/api/v1/auth/me/", json={"password": victim.password}, headers=victim.headers
@@ -198,7 +202,7 @@ async def test_deletion_is_immediate_for_readers_and_complete_after_the_cascade(
     # Redis: only what expires by itself within minutes: the deny-list entry that keeps the
     # last access token out until it expires, the user's rate-limit window, and auth's
     # short-lived mark that the account is gone (no profile data in it).
-    _, redis = redis_db
+    assert not await redis.exists(photo_card)
     keys = [k.decode() async for k in redis.scan_iter(match=f"*{victim.id}*")]
     # Expiring on their own within the hour: the deny-list stamp, the edge's rate-limit
     # counters (gateway/ratelimit.py, and the `limits` library's elsewhere), the gone card.
