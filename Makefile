@@ -1,5 +1,10 @@
 # One set of entry points for people and CI; each target calls a script in scripts/.
-.PHONY: up up-bench test lint generate format migrate bench bench-quick bench-plot
+.PHONY: help up up-bench test lint generate format migrate bench bench-quick bench-plot
+# `make` alone lists the targets: starting the whole stack is too much for a bare `make`.
+.DEFAULT_GOAL := help
+
+help:      ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 13
 
 up:        ## run the whole stack locally (gateway on :8080)
 	scripts/up
