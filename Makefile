@@ -10,7 +10,7 @@ up:        ## run the whole stack locally (gateway on :8080)
 	scripts/up
 
 up-bench:  ## the stack as benchmarks run it: rate limits out of the way, warnings-only logs
-	ZAP_LOG_LEVEL=WARNING ZAP_FEED_WORKER_METRICS_PORT=9102 \
+	ZAP_LOG_LEVEL=WARNING \
 	ZAP_GATEWAY_RATE_LIMIT_IP=10000000/minute ZAP_GATEWAY_RATE_LIMIT_USER=10000000/minute \
 	ZAP_GATEWAY_RATE_LIMIT_LOGIN=1000000/minute ZAP_GATEWAY_RATE_LIMIT_REGISTER=1000000/minute \
 	scripts/up
