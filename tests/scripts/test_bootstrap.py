@@ -22,8 +22,10 @@ def externally_managed_python(root: Path) -> Path:
     home = root / "system"
     stdlib = home / "lib" / Path(sysconfig.get_path("stdlib")).name
     stdlib.mkdir(parents=True)
+    # The marker is written below, never linked: on a Debian base that would write through
+    # the link into the real interpreter's stdlib.
     for entry in Path(sysconfig.get_path("stdlib")).iterdir():
-        if entry.name != "site-packages":
+        if entry.name not in ("site-packages", "EXTERNALLY-MANAGED"):
             (stdlib / entry.name).symlink_to(entry)
     (stdlib / "site-packages").mkdir()
     python = root / "bin" / "python3"
