@@ -1,11 +1,16 @@
 # One set of entry points for people and CI; each target calls a script in scripts/.
-.PHONY: up up-bench test lint generate format migrate bench bench-quick bench-plot
+.PHONY: help up up-bench test lint generate format migrate bench bench-quick bench-plot
+# `make` alone lists the targets: starting the whole stack is too much for a bare `make`.
+.DEFAULT_GOAL := help
+
+help:      ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 13
 
 up:        ## run the whole stack locally (gateway on :8080)
 	scripts/up
 
 up-bench:  ## the stack as benchmarks run it: rate limits out of the way, warnings-only logs
-	ZAP_LOG_LEVEL=WARNING ZAP_FEED_WORKER_METRICS_PORT=9102 \
+	ZAP_LOG_LEVEL=WARNING \
 	ZAP_GATEWAY_RATE_LIMIT_IP=10000000/minute ZAP_GATEWAY_RATE_LIMIT_USER=10000000/minute \
 	ZAP_GATEWAY_RATE_LIMIT_LOGIN=1000000/minute ZAP_GATEWAY_RATE_LIMIT_REGISTER=1000000/minute \
 	scripts/up

@@ -1,4 +1,7 @@
-"""Structured JSON logs; every line carries the service name and the current trace id.
+"""Structured logs; every line carries the service name and the current trace id.
+
+JSON by default (what collectors parse); `ZAP_LOG_FORMAT=console` renders the same events as
+aligned, readable lines for development.
 
 No secret reaches a line: every record (ours, uvicorn's, any library's) goes through
 `redact`, which masks the secret parameters of query strings (a WebSocket's `?token=`, a
@@ -17,6 +20,7 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
+from zapcore.settings import LogFormat, PlatformSettings
 from zapcore.tracing import current_trace
 
 REDACTED = "[redacted]"
@@ -103,8 +107,22 @@ def _add_trace(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     return event
 
 
-def configure_logging(service: str, level: str = "INFO", *, json: bool = True) -> None:
-    """Route structlog and stdlib logging through one JSON renderer on stdout."""
+def _renderer(log_format: LogFormat) -> Any:
+    if log_format is LogFormat.CONSOLE:
+        # Colours only on a terminal: piped output (honcho, a file) stays plain text.
+        return structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+    return structlog.processors.JSONRenderer()
+
+
+def configure_logging(
+    service: str, level: str = "INFO", *, log_format: LogFormat | None = None
+) -> None:
+    """Route structlog and stdlib logging through one renderer on stdout.
+
+    `log_format` defaults to the `ZAP_LOG_FORMAT` setting, so every process honours it.
+    """
+    if log_format is None:
+        log_format = PlatformSettings().log_format
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -115,7 +133,9 @@ def configure_logging(service: str, level: str = "INFO", *, json: bool = True) -
         # Last: it also sees the formatted exception and a foreign record's message.
         redact_secrets,
     ]
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    # format_exc_info stays in the chain for the console too: a traceback is redacted like
+    # any other field before it is printed.
+    renderer = _renderer(log_format)
     structlog.configure(
         # Below the level, a call returns before any processor runs: every request and
         # every gRPC call logs at info, which production (and the benchmarks) leave out.

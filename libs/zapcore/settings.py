@@ -61,6 +61,13 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+class LogFormat(StrEnum):
+    # One JSON object a line: what log collectors (Loki, CloudWatch...) parse.
+    JSON = "json"
+    # Aligned, human-readable lines for a developer's terminal.
+    CONSOLE = "console"
+
+
 class PlatformSettings(BaseSettings):
     """Values every ZAP process shares."""
 
@@ -69,6 +76,7 @@ class PlatformSettings(BaseSettings):
     environment: Environment = Environment.DEVELOPMENT
     debug: bool = False
     log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.JSON
     # Signs the internal identity that travels between services, and service cursors.
     internal_secret: SecretStr = SecretStr(DEV_INTERNAL_SECRET)
     redis_url: str = "redis://127.0.0.1:6379/0"
