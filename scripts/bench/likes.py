@@ -62,6 +62,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         print(f"signing up {args.likers} likers and {args.authors} authors ...", flush=True)
         likers = await sign_up(client, args.likers, f"{tag}l")
         authors = await sign_up(client, args.authors, f"{tag}a")
+        if len(likers) < args.likers or len(authors) < args.authors:
+            raise SystemExit("sign-ups failed: is the stack ready (/readyz)?")
         await publish_posts(client, authors)
         pairs: list[tuple[Account, Account]] = [
             (authors[i % len(authors)], likers[(i // len(authors)) % len(likers)])
@@ -69,7 +71,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         ]
         if args.count > len(authors) * len(likers):
             raise SystemExit("--count is more than likers x authors: likes would repeat")
-        await asyncio.sleep(args.settle)
+        # The set-up's own background work (scoring the posts, the welcome jobs) ends first.
+        await asyncio.sleep(args.warm)
 
         def like(index: int) -> Awaitable[httpx.Response]:
             author, liker = pairs[index]
@@ -101,6 +104,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--count", type=int, default=1000, help="likes (and unlikes, shares)")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--settle", type=float, default=2.0, help="pause after each phase")
+    parser.add_argument("--warm", type=float, default=20.0, help="pause after the set-up")
     parser.add_argument("--out", type=Path, default=Path("bench-results/likes.json"))
     return parser.parse_args()
 

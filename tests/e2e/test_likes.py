@@ -3,10 +3,12 @@ hears, and the posts nobody may engage with (their existence is not leaked)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from tests.e2e.feed_helpers import feed_sql, follow, post, wait_in_home
-from tests.e2e.test_event_outbox import like_notifications
+from tests.e2e.test_event_outbox import like_notifications, outbox_rows
 from tests.factories import make_user
 from tests.support.problems import assert_problem
 from tests.support.stack import Stack
@@ -81,3 +83,34 @@ async def test_the_likers_home_feed_shows_each_like_and_unlike_on_the_next_read(
     seen = await state()
     assert seen[created[0]] == (False, False, 0)
     assert seen[created[1]] == (True, True, 1)
+
+
+async def test_a_burst_of_likes_is_announced_and_leaves_nothing_in_the_outbox(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    author = await make_user(client)
+    fans = [await make_user(client) for _ in range(4)]
+    posts = [(await post(client, author, f"burst {n}"))["id"] for n in range(3)]
+    answers = await asyncio.gather(
+        *(
+            client.post(f"/api/v1/posts/{post_id}/like/", headers=fan.headers)
+            for post_id in posts
+            for fan in fans
+        )
+    )
+    assert [a.status_code for a in answers] == [200] * 12
+
+    async def likers_heard_of() -> list[set[str]]:
+        return [
+            {actor["id"] for item in await like_notifications(client, author, p)
+             for actor in item["actors"]}
+            for p in posts
+        ]  # fmt: skip
+
+    everyone = {fan.id for fan in fans}
+    await eventually(likers_heard_of, lambda heard: heard == [everyone] * 3)
+    await eventually(lambda: outbox_rows(stack), lambda rows: rows == 0)
+    counts = await feed_sql(
+        stack, "SELECT array_agg(like_count) FROM posts WHERE id = ANY($1::uuid[])", posts
+    )
+    assert list(counts) == [4, 4, 4]
