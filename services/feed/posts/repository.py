@@ -353,45 +353,6 @@ class PostRepository:
         )
         return {m for (media_ids,) in rows.all() for m in media_ids} & set(post.media_ids)
 
-    # Likes and shares: the edge is the truth, the counter moves only when the edge did.
-
-    async def add_like(self, post: Post, user_id: uuid.UUID) -> bool:
-        inserted = await self._s.execute(
-            pg_insert(Like)
-            .values(post_id=post.id, user_id=user_id)
-            .on_conflict_do_nothing()
-            .returning(Like.post_id)
-        )
-        if inserted.first() is None:
-            return False
-        await self._bump(post.id, Post.like_count, +1)
-        await self._interact(user_id, post.author_id, likes=1)
-        return True
-
-    async def remove_like(self, post: Post, user_id: uuid.UUID) -> bool:
-        removed = await self._s.execute(
-            delete(Like)
-            .where(Like.post_id == post.id, Like.user_id == user_id)
-            .returning(Like.post_id)
-        )
-        if removed.first() is None:
-            return False
-        await self._bump(post.id, Post.like_count, -1)
-        await self._interact(user_id, post.author_id, likes=-1)
-        return True
-
-    async def add_share(self, post: Post, user_id: uuid.UUID) -> bool:
-        inserted = await self._s.execute(
-            pg_insert(Share)
-            .values(post_id=post.id, user_id=user_id)
-            .on_conflict_do_nothing()
-            .returning(Share.post_id)
-        )
-        if inserted.first() is None:
-            return False
-        await self._bump(post.id, Post.share_count, +1)
-        return True
-
     async def add_comment(self, comment: Comment, post: Post) -> Comment:
         self._s.add(comment)
         await self._s.flush()
