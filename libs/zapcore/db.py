@@ -134,6 +134,14 @@ class Database:
                 await connection.invalidate(error)
                 raise ConnectionLost(str(error)) from error
 
+    @asynccontextmanager
+    async def driver_unit_of_work(self) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction on asyncpg itself, for the hottest writes (the saving of
+        `driver_reads`): commit on success, roll back on error. It has no after-commit
+        hooks: the caller acts on the commit once the block is left."""
+        async with self.driver_reads() as connection, connection.transaction():
+            yield connection
+
     async def warm_up(self, timeout_seconds: float = 5.0) -> bool:
         """Open a pooled connection before serving: the first one also initialises the
         dialect, which alone can take longer than a read's database budget. Best effort:

@@ -17,10 +17,17 @@ timelines show recent posts, so that is rare.
 Affinities are those of the `max_entries` authors the user engaged with most lately; any
 other author is a stranger (affinity 1). They serve the home feed's read-time re-rank.
 
-A like, unlike, share or comment drops the user's entry after it commits, before it answers, so the
-user's next read shows it; the generation fences off a fill that read the database before
-the change (zapcore.read_models explains the pattern). Entries expire after `ttl_seconds`,
-which bounds how long a drop lost to a Redis error leaves the state wrong.
+Every change bumps the generation after it commits, before it answers, which fences off a
+fill that read the database before the change (zapcore.read_models explains the pattern).
+A comment then drops the user's entry, so the next read fills it again. A like, unlike or
+share writes itself into the entry instead — its post's flag, and the affinity to the
+author the statement returned — but only if the generation is still the one read before its
+transaction opened: then no other change came between, and no fill written since can hold
+anything newer than this change (a fill reads the generation before the database). When
+another change did come between, their writes might land in either order, so the entry is
+dropped as a comment drops it. Flags so written are not held to the window or the cap:
+they are true, and a fill replaces them. Entries expire after `ttl_seconds`, which bounds
+how long a write lost to a Redis error leaves the state wrong.
 """
 
 from __future__ import annotations
@@ -53,6 +60,27 @@ for i = 4, #ARGV, {_FILL_CHUNK} do
   redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + {_FILL_CHUNK} - 1, #ARGV)))
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+# A like, unlike or share committed (engagement.py's docstring): ARGV[1] the generation read
+# before its transaction, ARGV[3..] field, value pairs (an empty value deletes the field).
+_WRITE = """
+local seen = redis.call('GET', KEYS[2]) or ''
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+if seen ~= ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+if redis.call('HEXISTS', KEYS[1], 's') == 0 then return 0 end
+for i = 3, #ARGV, 2 do
+  if ARGV[i + 1] == '' then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  else
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
 return 1
 """
 
@@ -106,6 +134,7 @@ class Engagement:
         self._max = max_entries
         self._ttl = ttl_seconds
         self._fill = redis.register_script(_FILL)
+        self._write = redis.register_script(_WRITE)
 
     def queue_read(self, batch: Batch, user_id: uuid.UUID, post_ids: Sequence[uuid.UUID]) -> slice:
         """Add the read of this user's state on these posts to a batch (two commands)."""
@@ -194,9 +223,54 @@ class Engagement:
             for author, value in zip(author_ids, values, strict=True)
         }
 
+    async def generation(self, user_id: uuid.UUID) -> bytes | None:
+        """Read before a like's, unlike's or share's transaction opens, for `liked` or
+        `shared` after it commits; None when Redis cannot answer (the entry is dropped)."""
+        try:
+            seen: bytes | None = await self._redis.get(_generation_key(user_id))
+        except RedisError as error:
+            log.warning("feed.engagement_generation_unread", error=str(error))
+            return None
+        return seen or b""
+
+    async def liked(
+        self,
+        user_id: uuid.UUID,
+        seen: bytes | None,
+        post_id: uuid.UUID,
+        *,
+        liked: bool,
+        affinity: tuple[uuid.UUID, int, int] | None,
+    ) -> None:
+        """A like or unlike committed; `affinity` (author, likes, comments) the user's
+        interactions with the post's author as the change left them, when they moved."""
+        fields = {f"l:{post_id}": "1" if liked else ""}
+        if affinity is not None:
+            author_id, likes, comments = affinity
+            fields[f"a:{author_id}"] = repr(ranking.affinity(likes, comments))
+        await self._write_in(user_id, seen, fields)
+
+    async def shared(self, user_id: uuid.UUID, seen: bytes | None, post_id: uuid.UUID) -> None:
+        """A share committed."""
+        await self._write_in(user_id, seen, {f"h:{post_id}": "1"})
+
+    async def _write_in(
+        self, user_id: uuid.UUID, seen: bytes | None, fields: dict[str, str]
+    ) -> None:
+        if seen is None:
+            await self.changed(user_id)
+            return
+        args: list[str | bytes | int] = [seen, _GENERATION_TTL_SECONDS]
+        for name, value in fields.items():
+            args += [name, value]
+        try:
+            await self._write(keys=[engagement_key(user_id), _generation_key(user_id)], args=args)
+        except RedisError as error:
+            log.warning("feed.engagement_not_written", error=str(error))
+
     async def changed(self, user_id: uuid.UUID) -> None:
-        """After a like, unlike, share or comment commits: the user's next read asks the
-        database."""
+        """After a comment commits (or a like, unlike or share that cannot be written in):
+        the user's next read asks the database."""
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.incr(_generation_key(user_id))

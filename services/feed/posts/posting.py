@@ -15,7 +15,9 @@ from services.feed.posts.audience import NOBODY, Exclusions
 from services.feed.posts.cards import Offer
 from services.feed.posts.converters import post_to_proto
 from services.feed.posts.repository import (
+    PostRecord,
     PostRepository,
+    PostWrites,
     ViewedPost,
     changed_posts,
     visible_to,
@@ -119,48 +121,59 @@ class Posting:
             await self._r.outbox.stage(session, FEED, event)
 
     async def like(self, post_id: str, user_id: uuid.UUID, *, liked: bool) -> int:
+        """The post's like count once the user likes it (or no longer does); liking twice
+        counts once, unliking a post not liked changes nothing."""
         pid = parse_id(post_id, "post_id")
         exclusions = await self._exclusions(user_id)
-        async with self._r.db.unit_of_work() as session:
-            post = await self._visible_post(session, pid, user_id, exclusions)
-            store = PostRepository(session)
+        seen = await self._r.engagement.generation(user_id)
+        staged = None
+        async with self._r.db.driver_unit_of_work() as connection:
+            writes = PostWrites(connection)
             if liked:
-                changed = await store.add_like(post, user_id)
+                engaged = await writes.like(pid, user_id, exclusions.blocked)
             else:
-                changed = await store.remove_like(post, user_id)
-            await session.refresh(post)
-            if changed:
-                # Built now: the row's attributes are not to be read after the commit.
-                card = [
-                    Offer(
-                        post.id,
-                        post.version,
-                        post_to_proto(ViewedPost(post)),
-                        post.moderation_score,
-                    )
-                ]
-                after_commit(session, lambda: self._engaged(user_id, offers=card))
-            if changed and liked:
+                engaged = await writes.unlike(pid, user_id, exclusions.blocked)
+            if engaged is None:
+                raise _not_found()
+            if engaged.changed is not None and liked:
                 event = events_pb2.Liked(
-                    user_id=str(user_id), post_id=str(pid), post_author_id=str(post.author_id)
+                    user_id=str(user_id),
+                    post_id=str(pid),
+                    post_author_id=str(engaged.post.author_id),
                 )
-                await self._r.outbox.stage(session, FEED, event)
-            return post.like_count
+                staged = await self._r.outbox.stage_on(connection, FEED, event)
+        if engaged.changed is not None:
+            await self._r.cards.after_change([_offer(engaged.changed)])
+            affinity = None
+            if engaged.interaction is not None:
+                affinity = (engaged.post.author_id, *engaged.interaction)
+            await self._r.engagement.liked(user_id, seen, pid, liked=liked, affinity=affinity)
+        if staged is not None:
+            await self._r.outbox.publish(staged)
+        return engaged.post.like_count
 
     async def share(self, post_id: str, user_id: uuid.UUID) -> ViewedPost:
         pid = parse_id(post_id, "post_id")
         exclusions = await self._exclusions(user_id)
-        async with self._r.db.unit_of_work() as session:
-            post = await self._visible_post(session, pid, user_id, exclusions)
-            if await PostRepository(session).add_share(post, user_id):
-                changed = changed_posts(session)
-                after_commit(session, lambda: self._engaged(user_id, floors=changed))
+        seen = await self._r.engagement.generation(user_id)
+        staged = None
+        async with self._r.db.driver_unit_of_work() as connection:
+            engaged = await PostWrites(connection).share(pid, user_id, exclusions.blocked)
+            if engaged is None:
+                raise _not_found()
+            if engaged.changed is not None:
                 event = events_pb2.Shared(
-                    user_id=str(user_id), post_id=str(pid), post_author_id=str(post.author_id)
+                    user_id=str(user_id),
+                    post_id=str(pid),
+                    post_author_id=str(engaged.post.author_id),
                 )
-                await self._r.outbox.stage(session, FEED, event)
-            viewed = await PostRepository(session).viewed([pid], user_id)
-        return viewed[pid]
+                staged = await self._r.outbox.stage_on(connection, FEED, event)
+        if engaged.changed is not None:
+            await self._r.cards.after_change([_offer(engaged.changed)])
+            await self._r.engagement.shared(user_id, seen, pid)
+        if staged is not None:
+            await self._r.outbox.publish(staged)
+        return ViewedPost(engaged.post, liked=engaged.liked_before, shared=True)
 
     async def comment(self, post_id: str, user_id: uuid.UUID, content: str) -> Comment:
         pid = parse_id(post_id, "post_id")
@@ -181,7 +194,7 @@ class Posting:
             await PostRepository(session).add_comment(comment, post)
             changed = changed_posts(session)
             # The count, and the commenter's affinity to the author (their entry).
-            after_commit(session, lambda: self._engaged(user_id, floors=changed))
+            after_commit(session, lambda: self._engaged(user_id, changed))
             event = events_pb2.Commented(
                 comment_id=str(comment.id),
                 user_id=str(user_id),
@@ -199,15 +212,10 @@ class Posting:
         gone = [Offer(post_id, version, None)]
         after_commit(session, lambda: self._r.cards.after_change(gone, strict=True))
 
-    async def _engaged(
-        self,
-        user_id: uuid.UUID,
-        offers: Sequence[Offer] = (),
-        floors: dict[uuid.UUID, int] | None = None,
-    ) -> None:
-        """A like, unlike or share committed: the post's card takes the new counts (the
-        whole row when we hold it) and the user's own state is read afresh."""
-        await self._r.cards.after_change(offers, floors)
+    async def _engaged(self, user_id: uuid.UUID, floors: dict[uuid.UUID, int]) -> None:
+        """A comment committed: the post's card takes the new count from the database, and
+        so does the user's own state (their affinity to the author)."""
+        await self._r.cards.after_change(floors=floors)
         await self._r.engagement.changed(user_id)
 
     async def _visible_post(
@@ -222,9 +230,7 @@ class Posting:
         """The post if the viewer may see it; NotFound otherwise (existence is not leaked)."""
         post = await PostRepository(session).get(post_id)
         if post is None or not visible_to(post, viewer_id) or exclusions.blocks(post.author_id):
-            raise NotFound(
-                "post not found", reason="post-not-found", fields={field: "no such post"}
-            )
+            raise _not_found(field)
         return post
 
     async def _exclusions(self, viewer_id: uuid.UUID) -> Exclusions:
@@ -331,3 +337,15 @@ class Posting:
     ) -> None:
         # Not awaited: the writer does not wait for moderation (the sweeper asks again).
         self._r.in_background(request_score(self._r, kind, content_id, author_id, text))
+
+
+def _not_found(field: str = "post_id") -> NotFound:
+    """What every write on a post the user may not see answers: existence is not leaked."""
+    return NotFound("post not found", reason="post-not-found", fields={field: "no such post"})
+
+
+def _offer(row: PostRecord) -> Offer:
+    """The card of a row as a write committed it."""
+    if row.deleted_at is not None:
+        return Offer(row.id, row.version, None)
+    return Offer(row.id, row.version, post_to_proto(ViewedPost(row)), row.moderation_score)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -115,6 +115,150 @@ class PostReads:
         return [(row["id"], row["created_at"]) for row in rows]
 
 
+# The columns of PostRecord, in its order, as a write's RETURNING gives them.
+_ROW = (
+    "id, author_id, content, hashtags, mention_ids, media_ids, parent_post_id, like_count,"
+    " comment_count, share_count, visibility, created_at, deleted_at, version, moderation_score"
+)
+
+
+def _prefixed(alias: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in _ROW.split(","))
+
+
+# The post if the user may engage with it: what `visible_to` and a block say, in SQL ($1 the
+# post, $2 the user, $3 everyone blocked either way).
+_TARGET = f"""
+target AS (
+    SELECT {_ROW} FROM posts
+    WHERE id = $1 AND deleted_at IS NULL AND visibility <> {REMOVED}
+      AND (visibility <> {SHADOW_BANNED} OR author_id = $2)
+      AND author_id <> ALL($3::uuid[])
+)"""
+
+
+def _counted(column: str, delta: int) -> str:
+    """The counter moves only when the edge did (`edge` has a row); the whole row as the
+    change left it, version included (the trigger of migration 0005)."""
+    return f"""
+counted AS (
+    UPDATE posts p SET {column} = greatest(0, p.{column} + {delta})
+    FROM edge WHERE p.id = edge.post_id
+    RETURNING {_prefixed("p")}
+)"""
+
+
+def _interaction(delta: int) -> str:
+    """The liker's affinity to the author, for the ranking (not on one's own posts)."""
+    return f"""
+interaction AS (
+    INSERT INTO interactions AS i (user_id, author_id, likes, comments)
+    SELECT $2, target.author_id, {max(0, delta)}, 0 FROM target, edge
+    WHERE target.author_id <> $2
+    ON CONFLICT (user_id, author_id) DO UPDATE
+    SET likes = greatest(0, i.likes + {delta}), updated_at = now()
+    RETURNING i.likes, i.comments
+)"""
+
+
+_ANSWER = f"""
+SELECT {_prefixed("target")}, {_prefixed("counted")},
+       interaction.likes, interaction.comments,
+       EXISTS (SELECT 1 FROM likes WHERE post_id = $1 AND user_id = $2) AS liked
+FROM target LEFT JOIN counted ON true LEFT JOIN interaction ON true
+"""
+
+LIKE_SQL = f"""
+WITH {_TARGET},
+edge AS (
+    INSERT INTO likes (post_id, user_id) SELECT id, $2 FROM target
+    ON CONFLICT DO NOTHING RETURNING post_id
+),
+{_counted("like_count", +1)},
+{_interaction(+1)}
+{_ANSWER}"""
+
+UNLIKE_SQL = f"""
+WITH {_TARGET},
+edge AS (
+    DELETE FROM likes USING target
+    WHERE likes.post_id = target.id AND likes.user_id = $2
+    RETURNING likes.post_id
+),
+{_counted("like_count", -1)},
+{_interaction(-1)}
+{_ANSWER}"""
+
+SHARE_SQL = f"""
+WITH {_TARGET},
+edge AS (
+    INSERT INTO shares (post_id, user_id) SELECT id, $2 FROM target
+    ON CONFLICT DO NOTHING RETURNING post_id
+),
+{_counted("share_count", +1)},
+interaction AS (SELECT NULL::integer AS likes, NULL::integer AS comments WHERE false)
+{_ANSWER}"""
+
+
+@dataclass(frozen=True, slots=True)
+class Engaged:
+    """What a like, unlike or share found and did, read in the statement that did it."""
+
+    # The post as the user may see it: the changed row when the statement changed it.
+    post: PostRecord
+    # The row as the change committed it (its version the card's); None when nothing
+    # changed: liked twice, unliked a post not liked, shared again.
+    changed: PostRecord | None
+    # The user's likes and comments of the author's posts after the change (the ranking's
+    # affinity); None when they did not move (nothing changed, one's own post, a share).
+    interaction: tuple[int, int] | None
+    # Whether the user had liked the post when the statement began: what a share answers
+    # with (a like or an unlike knows its own outcome).
+    liked_before: bool
+
+
+class PostWrites:
+    """Likes, unlikes and shares on asyncpg itself, each one statement that checks the
+    post may be seen, moves the edge, and moves the counter only when the edge moved
+    (zapcore.db.Database.driver_reads). The caller holds the transaction, so the outbox row
+    of the change commits with it."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._c = connection
+
+    async def like(
+        self, post_id: uuid.UUID, user_id: uuid.UUID, blocked: Collection[uuid.UUID]
+    ) -> Engaged | None:
+        """None when the user may not see the post (or it does not exist)."""
+        return await self._engage(LIKE_SQL, post_id, user_id, blocked)
+
+    async def unlike(
+        self, post_id: uuid.UUID, user_id: uuid.UUID, blocked: Collection[uuid.UUID]
+    ) -> Engaged | None:
+        return await self._engage(UNLIKE_SQL, post_id, user_id, blocked)
+
+    async def share(
+        self, post_id: uuid.UUID, user_id: uuid.UUID, blocked: Collection[uuid.UUID]
+    ) -> Engaged | None:
+        return await self._engage(SHARE_SQL, post_id, user_id, blocked)
+
+    async def _engage(
+        self, sql: str, post_id: uuid.UUID, user_id: uuid.UUID, blocked: Collection[uuid.UUID]
+    ) -> Engaged | None:
+        row = await self._c.fetchrow(sql, post_id, user_id, list(blocked))
+        if row is None:
+            return None
+        n = _RECORD_COLUMNS
+        changed = PostRecord(*row[n : 2 * n]) if row[n] is not None else None
+        likes, comments = row[2 * n], row[2 * n + 1]
+        return Engaged(
+            post=changed or PostRecord(*row[:n]),
+            changed=changed,
+            interaction=None if likes is None else (likes, comments),
+            liked_before=row["liked"],
+        )
+
+
 _CHANGED_POSTS = "zap_feed_changed_posts"
 
 
@@ -208,45 +352,6 @@ class PostRepository:
             )
         )
         return {m for (media_ids,) in rows.all() for m in media_ids} & set(post.media_ids)
-
-    # Likes and shares: the edge is the truth, the counter moves only when the edge did.
-
-    async def add_like(self, post: Post, user_id: uuid.UUID) -> bool:
-        inserted = await self._s.execute(
-            pg_insert(Like)
-            .values(post_id=post.id, user_id=user_id)
-            .on_conflict_do_nothing()
-            .returning(Like.post_id)
-        )
-        if inserted.first() is None:
-            return False
-        await self._bump(post.id, Post.like_count, +1)
-        await self._interact(user_id, post.author_id, likes=1)
-        return True
-
-    async def remove_like(self, post: Post, user_id: uuid.UUID) -> bool:
-        removed = await self._s.execute(
-            delete(Like)
-            .where(Like.post_id == post.id, Like.user_id == user_id)
-            .returning(Like.post_id)
-        )
-        if removed.first() is None:
-            return False
-        await self._bump(post.id, Post.like_count, -1)
-        await self._interact(user_id, post.author_id, likes=-1)
-        return True
-
-    async def add_share(self, post: Post, user_id: uuid.UUID) -> bool:
-        inserted = await self._s.execute(
-            pg_insert(Share)
-            .values(post_id=post.id, user_id=user_id)
-            .on_conflict_do_nothing()
-            .returning(Share.post_id)
-        )
-        if inserted.first() is None:
-            return False
-        await self._bump(post.id, Post.share_count, +1)
-        return True
 
     async def add_comment(self, comment: Comment, post: Post) -> Comment:
         self._s.add(comment)

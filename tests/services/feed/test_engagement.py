@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from services.feed.models import Like, Post, Share
 from services.feed.posts.engagement import Engagement
+from services.feed.timeline import ranking
 from zapcore.db import Database
 from zapcore.ids import new_id
 from zapcore.redis import Batch
@@ -106,3 +107,91 @@ async def test_every_update_of_a_post_raises_its_version(db: Database) -> None:
                 await session.scalar(text("SELECT version FROM posts WHERE id = :id"), {"id": post})
             )
     assert seen == [1, 2, 3]
+
+
+async def filled(db: Database, engagement: Engagement, redis: Redis, user: uuid.UUID) -> None:
+    empty = await read(engagement, redis, user, [])
+    async with db.driver_reads() as connection:
+        await engagement.fill(connection, user, empty)
+
+
+async def test_a_like_and_an_unlike_are_written_into_the_entry_in_place(
+    db: Database, redis_db: tuple[str, Redis]
+) -> None:
+    _, redis = redis_db
+    engagement = Engagement(redis, window_days=1, max_entries=100, ttl_seconds=60)
+    user, author = uuid.uuid4(), uuid.uuid4()
+    [old_like, new_like] = await posts_of(db, [2, 1])
+    await engage(db, user, [old_like], [])
+    await filled(db, engagement, redis, user)
+
+    seen = await engagement.generation(user)
+    await engage(db, user, [new_like], [])
+    await engagement.liked(user, seen, new_like, liked=True, affinity=(author, 3, 1))
+    now = await read(engagement, redis, user, [old_like, new_like])
+    assert now.since is not None  # still there: the next read needs no database
+    assert now.liked == {old_like, new_like}
+    assert await engagement.affinities(user, [str(author)]) == {str(author): ranking.affinity(3, 1)}
+
+    seen = await engagement.generation(user)
+    await engagement.liked(user, seen, old_like, liked=False, affinity=(author, 2, 1))
+    assert (await read(engagement, redis, user, [old_like, new_like])).liked == {new_like}
+    seen = await engagement.generation(user)
+    await engagement.shared(user, seen, old_like)
+    assert (await read(engagement, redis, user, [old_like])).shared == {old_like}
+
+
+async def test_a_write_that_another_change_overtook_drops_the_entry(
+    db: Database, redis_db: tuple[str, Redis]
+) -> None:
+    _, redis = redis_db
+    engagement = Engagement(redis, window_days=1, max_entries=100, ttl_seconds=60)
+    user = uuid.uuid4()
+    [post] = await posts_of(db, [1])
+    await filled(db, engagement, redis, user)
+
+    # A like and an unlike of the same post, both begun before either was written in: the
+    # order their writes reach Redis need not be the order they committed in.
+    like_seen = await engagement.generation(user)
+    unlike_seen = await engagement.generation(user)
+    await engagement.liked(user, unlike_seen, post, liked=False, affinity=None)
+    await engagement.liked(user, like_seen, post, liked=True, affinity=None)
+    assert (await read(engagement, redis, user, [post])).since is None  # the database decides
+
+
+async def test_a_fill_that_read_before_a_written_like_is_refused(
+    db: Database, redis_db: tuple[str, Redis]
+) -> None:
+    _, redis = redis_db
+    engagement = Engagement(redis, window_days=1, max_entries=100, ttl_seconds=60)
+    user = uuid.uuid4()
+    [post] = await posts_of(db, [1])
+    await filled(db, engagement, redis, user)
+    before = await read(engagement, redis, user, [post])  # a slow reader's generation
+
+    seen = await engagement.generation(user)
+    await engage(db, user, [post], [])
+    await engagement.liked(user, seen, post, liked=True, affinity=None)
+    # The slow read's fill, had it read the database before the like, would hide it.
+    await db_unliked(db, user, post)
+    async with db.driver_reads() as connection:
+        await engagement.fill(connection, user, before)
+    assert (await read(engagement, redis, user, [post])).liked == {post}
+
+
+async def test_a_write_with_no_entry_leaves_none(db: Database, redis_db: tuple[str, Redis]) -> None:
+    _, redis = redis_db
+    engagement = Engagement(redis, window_days=1, max_entries=100, ttl_seconds=60)
+    user = uuid.uuid4()
+    [post] = await posts_of(db, [1])
+    seen = await engagement.generation(user)
+    await engagement.liked(user, seen, post, liked=True, affinity=None)
+    assert (await read(engagement, redis, user, [post])).since is None
+
+
+async def db_unliked(db: Database, user: uuid.UUID, post: uuid.UUID) -> None:
+    """The database as the slow fill saw it: the like not there yet."""
+    async with db.unit_of_work() as session:
+        await session.execute(
+            text("DELETE FROM likes WHERE user_id = :u AND post_id = :p"), {"u": user, "p": post}
+        )
