@@ -10,7 +10,7 @@ response schema.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -27,6 +27,32 @@ _OPTIONS = orjson.OPT_UTC_Z
 
 def when(stamp: Timestamp) -> datetime:
     return stamp.ToDatetime(tzinfo=UTC)
+
+
+_EPOCH = datetime(1970, 1, 1)
+# 0001-01-01 and 9999-12-31T23:59:59: the range of a datetime, and of a valid Timestamp.
+_FIRST_SECOND, _LAST_SECOND = -62_135_596_800, 253_402_300_799
+# Whole second -> "YYYY-MM-DDTHH:MM:SS". The same posts are read by many readers, so their
+# seconds repeat; the cache is emptied when full rather than kept in order (cheaper).
+_SECONDS: dict[int, str] = {}
+_SECONDS_KEPT = 65_536
+
+
+def when_text(stamp: Timestamp) -> str:
+    """The time as pydantic and orjson write `when(stamp)` ("...T11:52:20.851559Z"; no
+    fraction on a whole second), built from its seconds and nanos: `ToDatetime` is pure
+    Python and runs once per timestamp of every page. Out of range: ValueError, as
+    `ToDatetime` raises."""
+    seconds, nanos = stamp.seconds, stamp.nanos
+    if not (_FIRST_SECOND <= seconds <= _LAST_SECOND and 0 <= nanos < 1_000_000_000):
+        raise ValueError(f"timestamp out of range: {seconds}s {nanos}ns")
+    prefix = _SECONDS.get(seconds)
+    if prefix is None:
+        if len(_SECONDS) >= _SECONDS_KEPT:
+            _SECONDS.clear()
+        prefix = _SECONDS[seconds] = (_EPOCH + timedelta(seconds=seconds)).isoformat()
+    micros = nanos // 1000  # truncated, as ToDatetime does
+    return f"{prefix}.{micros:06d}Z" if micros else prefix + "Z"
 
 
 def author(user: auth_pb2.User) -> dict[str, Any]:
@@ -72,7 +98,7 @@ def post(
         "share_count": item.share_count,
         "liked": item.liked_by_viewer,
         "shared": item.shared_by_viewer,
-        "created_at": when(item.created_at),
+        "created_at": when_text(item.created_at),
     }
 
 
