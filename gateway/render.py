@@ -45,7 +45,7 @@ def when_text(stamp: Timestamp) -> str:
     `ToDatetime` raises."""
     seconds, nanos = stamp.seconds, stamp.nanos
     if not (_FIRST_SECOND <= seconds <= _LAST_SECOND and 0 <= nanos < 1_000_000_000):
-        raise ValueError(f"timestamp out of range: {seconds}s {nanos}ns")
+        raise ValueError(f"Timestamp is not valid: {seconds} s {nanos} ns is out of range")
     prefix = _SECONDS.get(seconds)
     if prefix is None:
         if len(_SECONDS) >= _SECONDS_KEPT:
