@@ -17,6 +17,7 @@ import orjson
 from fastapi import Response
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from gateway.schemas.auth import ROLE_NAMES
 from zap.auth.v1 import auth_pb2
 from zap.feed.v1 import feed_pb2
 from zap.media.v1 import media_pb2
@@ -61,6 +62,21 @@ def author(user: auth_pb2.User) -> dict[str, Any]:
         "username": user.username,
         "display_name": user.display_name,
         "avatar_url": user.avatar_url,
+    }
+
+
+def account(item: auth_pb2.Account) -> dict[str, Any]:
+    """`AccountOut`'s document."""
+    user = item.user
+    return {
+        "id": user.id,
+        "username": user.username,
+        "display_name": user.display_name,
+        "bio": user.bio,
+        "avatar_url": user.avatar_url,
+        "created_at": when_text(user.created_at),
+        "email": item.email,
+        "role": ROLE_NAMES.get(item.role, "user"),
     }
 
 

@@ -12,6 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import TypeAdapter
 
 from gateway import render
+from gateway.schemas.auth import AccountOut
 from gateway.schemas.common import when
 from gateway.schemas.posts import FeedEntryOut, HomeFeedPage
 from zap.auth.v1 import auth_pb2
@@ -127,3 +128,28 @@ def test_a_page_response_validates_as_the_declared_schema() -> None:
     assert response.media_type == "application/json"
     page = HomeFeedPage.model_validate_json(response.body)
     assert orjson.loads(response.body) == page.model_dump(mode="json")
+
+
+def _account(role: int, **user: Any) -> auth_pb2.Account:
+    account = auth_pb2.Account(
+        user=auth_pb2.User(id=AUTHOR.id, **user), email="ada@example.org", role=role
+    )
+    account.user.created_at.CopyFrom(_stamp(1_796_298_740, 851_559_123))
+    return account
+
+
+ACCOUNTS = {
+    "user": _account(auth_pb2.ROLE_USER, username="ada", display_name="Ada \u00e9\u2028"),
+    "moderator": _account(auth_pb2.ROLE_MODERATOR, username="mod", bio="b\u00f6", avatar_url="u"),
+    "admin": _account(auth_pb2.ROLE_ADMIN, username="root"),
+    "a role this gateway does not know": _account(99, username="new"),
+    "nothing set": auth_pb2.Account(),
+}
+
+
+@pytest.mark.parametrize("case", ACCOUNTS, ids=list(ACCOUNTS))
+def test_an_account_is_the_model_s_document(case: str) -> None:
+    item = ACCOUNTS[case]
+    response = render.json_response(render.account(item))
+    assert orjson.loads(response.body) == AccountOut.from_account(item).model_dump(mode="json")
+    assert list(orjson.loads(response.body)) == list(AccountOut.model_fields)  # same key order
