@@ -71,12 +71,24 @@ async def _people_and_media(
     """The posts' authors and ready images. Feed sends the authors' cards it has; GetUsers
     only for posts without one (a gone account, or a feed not yet sending cards during a
     rolling upgrade)."""
-    people, images = await asyncio.gather(
-        authors(auth, (p.author_id for p in items if not p.HasField("author"))),
-        ready_media(media, (m for p in items for m in p.media_ids)),
-    )
-    people.update((p.author_id, p.author) for p in items if p.HasField("author"))
-    return people, images
+    people: dict[str, auth_pb2.User] = {}
+    missing: list[str] = []
+    for p in items:
+        if p.HasField("author"):
+            people[p.author_id] = p.author
+        else:
+            missing.append(p.author_id)
+    media_ids = [m for p in items for m in p.media_ids]
+    # Only the calls a page needs, and a task each only when there are two to overlap: a
+    # page of carded posts without images (the common read) makes neither.
+    if missing and media_ids:
+        found, images = await asyncio.gather(authors(auth, missing), ready_media(media, media_ids))
+    else:
+        found = await authors(auth, missing) if missing else {}
+        images = await ready_media(media, media_ids) if media_ids else {}
+    # A card the feed sent wins over the profile GetUsers found, as before.
+    found.update(people)
+    return found, images
 
 
 async def posts(
