@@ -19,6 +19,7 @@ from gateway.upstreams import (
     MediaClient,
     ModerationClient,
     NotificationClient,
+    Upstreams,
 )
 from zapcore.access_tokens import AccessClaims
 from zapcore.errors import Unauthenticated
@@ -306,6 +307,12 @@ async def notification_stub(request: Request) -> NotificationClient:
     return edge_of(request).upstreams.notification
 
 
+async def upstreams_of(request: Request) -> Upstreams:
+    return edge_of(request).upstreams
+
+
+# One dependency for a route that calls several services (each dependency costs a solve).
+UpstreamsDep = Annotated[Upstreams, Depends(upstreams_of)]
 AuthStub = Annotated[AuthClient, Depends(auth_stub)]
 FeedStub = Annotated[FeedClient, Depends(feed_stub)]
 GraphStub = Annotated[GraphClient, Depends(graph_stub)]
