@@ -12,8 +12,10 @@ keeps handling one kind of failure.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -86,11 +88,12 @@ class Breakers:
         )
         self._factory.add_listener(self._on_event)
 
-    def interceptor(self, upstream: str) -> Any:
+    def guard(self, upstream: str) -> Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]:
+        """What wraps each call to `upstream` (`open_channel`'s guard)."""
         CIRCUIT_STATE.labels(upstream).set(0)
-        return _BreakerInterceptor(self, upstream)
+        return functools.partial(self.call, upstream)
 
-    async def call(self, upstream: str, run: Any) -> Any:
+    async def call(self, upstream: str, run: Callable[[], Awaitable[Any]]) -> Any:
         breaker = await self._factory.get_breaker(upstream)
         try:
             async with breaker:
@@ -104,16 +107,3 @@ class Breakers:
         if event_type == "state_changed":
             CIRCUIT_STATE.labels(name).set(_STATES.get(event.state, 0))
             log.warning("upstream.circuit", upstream=name, state=event.state)
-
-
-class _BreakerInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
-    def __init__(self, breakers: Breakers, upstream: str) -> None:
-        self._breakers = breakers
-        self._upstream = upstream
-
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        async def run() -> Any:
-            call = await continuation(details, request)
-            return await call
-
-        return await self._breakers.call(self._upstream, run)

@@ -71,15 +71,29 @@ async def _people_and_media(
     """The posts' authors and ready images. Feed sends the authors' cards and the ready
     images it has; GetUsers and GetMedias only for posts without them (a gone account, media
     feed could not reach, or a feed not yet sending them during a rolling upgrade)."""
-    people, images = await asyncio.gather(
-        authors(auth, (p.author_id for p in items if not p.HasField("author"))),
-        ready_media(
-            media, (m for p in items if len(p.media) < len(p.media_ids) for m in p.media_ids)
-        ),
-    )
-    people.update((p.author_id, p.author) for p in items if p.HasField("author"))
-    images.update((m.id, m) for p in items for m in p.media)
-    return people, images
+    people: dict[str, auth_pb2.User] = {}
+    images: dict[str, media_pb2.Media] = {}
+    missing: list[str] = []
+    media_ids: list[str] = []
+    for p in items:
+        if p.HasField("author"):
+            people[p.author_id] = p.author
+        else:
+            missing.append(p.author_id)
+        if len(p.media) < len(p.media_ids):
+            media_ids.extend(p.media_ids)
+        images.update((m.id, m) for m in p.media)
+    # Only the calls a page needs, and a task each only when there are two to overlap: a
+    # page feed hydrated whole (the common read) makes neither.
+    if missing and media_ids:
+        found, asked = await asyncio.gather(authors(auth, missing), ready_media(media, media_ids))
+    else:
+        found = await authors(auth, missing) if missing else {}
+        asked = await ready_media(media, media_ids) if media_ids else {}
+    # What the feed sent wins over what the gateway found, as before.
+    found.update(people)
+    asked.update(images)
+    return found, asked
 
 
 async def posts(

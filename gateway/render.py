@@ -10,13 +10,14 @@ response schema.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from fastapi import Response
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from gateway.schemas.auth import ROLE_NAMES
 from zap.auth.v1 import auth_pb2
 from zap.feed.v1 import feed_pb2
 from zap.media.v1 import media_pb2
@@ -29,12 +30,53 @@ def when(stamp: Timestamp) -> datetime:
     return stamp.ToDatetime(tzinfo=UTC)
 
 
+_EPOCH = datetime(1970, 1, 1)
+# 0001-01-01 and 9999-12-31T23:59:59: the range of a datetime, and of a valid Timestamp.
+_FIRST_SECOND, _LAST_SECOND = -62_135_596_800, 253_402_300_799
+# Whole second -> "YYYY-MM-DDTHH:MM:SS". The same posts are read by many readers, so their
+# seconds repeat; the cache is emptied when full rather than kept in order (cheaper).
+_SECONDS: dict[int, str] = {}
+_SECONDS_KEPT = 65_536
+
+
+def when_text(stamp: Timestamp) -> str:
+    """The time as pydantic and orjson write `when(stamp)` ("...T11:52:20.851559Z"; no
+    fraction on a whole second), built from its seconds and nanos: `ToDatetime` is pure
+    Python and runs once per timestamp of every page. Out of range: ValueError, as
+    `ToDatetime` raises."""
+    seconds, nanos = stamp.seconds, stamp.nanos
+    if not (_FIRST_SECOND <= seconds <= _LAST_SECOND and 0 <= nanos < 1_000_000_000):
+        raise ValueError(f"Timestamp is not valid: {seconds} s {nanos} ns is out of range")
+    prefix = _SECONDS.get(seconds)
+    if prefix is None:
+        if len(_SECONDS) >= _SECONDS_KEPT:
+            _SECONDS.clear()
+        prefix = _SECONDS[seconds] = (_EPOCH + timedelta(seconds=seconds)).isoformat()
+    micros = nanos // 1000  # truncated, as ToDatetime does
+    return f"{prefix}.{micros:06d}Z" if micros else prefix + "Z"
+
+
 def author(user: auth_pb2.User) -> dict[str, Any]:
     return {
         "id": user.id,
         "username": user.username,
         "display_name": user.display_name,
         "avatar_url": user.avatar_url,
+    }
+
+
+def account(item: auth_pb2.Account) -> dict[str, Any]:
+    """`AccountOut`'s document."""
+    user = item.user
+    return {
+        "id": user.id,
+        "username": user.username,
+        "display_name": user.display_name,
+        "bio": user.bio,
+        "avatar_url": user.avatar_url,
+        "created_at": when_text(user.created_at),
+        "email": item.email,
+        "role": ROLE_NAMES.get(item.role, "user"),
     }
 
 
@@ -72,7 +114,7 @@ def post(
         "share_count": item.share_count,
         "liked": item.liked_by_viewer,
         "shared": item.shared_by_viewer,
-        "created_at": when(item.created_at),
+        "created_at": when_text(item.created_at),
     }
 
 

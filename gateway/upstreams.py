@@ -80,7 +80,7 @@ class Upstreams:
                 signer=signer,
                 caller="gateway",
                 default_timeout=timeout,
-                outer_interceptors=[breakers.interceptor(name)],
+                guard=breakers.guard(name),
             )
 
         channels = {

@@ -10,6 +10,7 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from gateway import render
 from gateway.deps import AuthStub, CurrentUser, Edge, client_ip
 from gateway.schemas.auth import (
     AccountOut,
@@ -33,11 +34,12 @@ from zap.media.v1 import media_pb2
 from zap.moderation.v1 import moderation_pb2
 from zap.notification.v1 import notification_pb2
 
+# Tokens and account data must never sit in a shared or browser cache.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
 
 async def _no_store(response: Response) -> None:
-    # Tokens and account data must never sit in a shared or browser cache.
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
+    response.headers.update(NO_STORE)
 
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"], dependencies=[Depends(_no_store)])
@@ -89,10 +91,12 @@ async def logout(body: LogoutIn, user: CurrentUser, auth: AuthStub) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/me/", summary="Your account")
-async def me(user: CurrentUser, auth: AuthStub) -> AccountOut:
+@router.get("/me/", summary="Your account", response_model=AccountOut)
+async def me(user: CurrentUser, auth: AuthStub) -> Response:
     answer = await auth.GetAccount(auth_pb2.GetAccountRequest())
-    return AccountOut.from_account(answer.account)
+    # Rendered straight from the answer (gateway.render), in AccountOut's shape; a returned
+    # response does not get the headers `_no_store` set, so it carries them itself.
+    return render.json_response(render.account(answer.account), NO_STORE)
 
 
 @router.patch("/me/", summary="Change your profile")

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from gateway import hydrate, render
-from gateway.deps import AuthStub, CurrentUser, FeedStub, MediaStub, OptionalUser
+from gateway.deps import AuthStub, CurrentUser, FeedStub, MediaStub, OptionalUser, UpstreamsDep
 from gateway.paging import PageParams, next_cursor
 from gateway.schemas.common import Page, Text
 from gateway.schemas.posts import HomeFeedPage, PostOut, TrendingHashtagOut
@@ -28,16 +28,10 @@ DEGRADED_HEADER = "Zap-Degraded"
     "you the answer is 503 `feed-unavailable`.",
     response_model=HomeFeedPage,
 )
-async def home(
-    page: PageParams,
-    user: CurrentUser,
-    feed: FeedStub,
-    auth: AuthStub,
-    media: MediaStub,
-) -> Response:
-    answer = await feed.GetHomeFeed(feed_pb2.GetHomeFeedRequest(page=page))
+async def home(page: PageParams, user: CurrentUser, upstreams: UpstreamsDep) -> Response:
+    answer = await upstreams.feed.GetHomeFeed(feed_pb2.GetHomeFeedRequest(page=page))
     body = {
-        "results": await hydrate.feed_entries(auth, media, answer.entries),
+        "results": await hydrate.feed_entries(upstreams.auth, upstreams.media, answer.entries),
         "next_cursor": next_cursor(answer.page),
         "degraded": answer.degraded,
     }

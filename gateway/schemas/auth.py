@@ -11,7 +11,7 @@ from gateway.schemas.common import StrictBody, when
 from zap.auth.v1 import auth_pb2
 
 RoleName = Literal["user", "moderator", "admin"]
-_ROLE: dict[int, RoleName] = {
+ROLE_NAMES: dict[int, RoleName] = {
     auth_pb2.ROLE_USER: "user",
     auth_pb2.ROLE_MODERATOR: "moderator",
     auth_pb2.ROLE_ADMIN: "admin",
@@ -81,7 +81,7 @@ class AccountOut(UserOut):
         return cls(
             **UserOut.from_proto(account.user).model_dump(),
             email=account.email,
-            role=_ROLE.get(account.role, "user"),
+            role=ROLE_NAMES.get(account.role, "user"),
         )
 
 
