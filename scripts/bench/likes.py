@@ -1,8 +1,10 @@
-"""CPU per like, unlike and share, process by process, against the running stack.
+"""CPU per post, like, unlike and share, process by process, against the running stack.
 
 Where does one like spend its CPU? This signs up `--likers` accounts and `--authors` with
-one post each, then sends `--count` likes (each a new liker/post pair), the same number of
-unlikes of them, and as many shares, closed loop with `--concurrency` requests in flight.
+one post each, then sends `--count` new posts (by the likers, who have no followers: the
+fanout is the author's own feed), `--count` likes (each a new liker/post pair), the same
+number of unlikes of them, and as many shares, closed loop with `--concurrency` requests
+in flight. A post's span includes its ML scoring, which runs after the answer.
 Around each phase it reads utime+stime of every ZAP process, PostgreSQL backend and Redis
 from /proc (scripts.bench.cpu) and divides the deltas by the requests sent: milliseconds
 of CPU per request, per process. The liker's notifications, the outbox relay and anything
@@ -28,6 +30,7 @@ import httpx
 import uvloop
 
 from scripts.bench.cpu import _cpu_seconds as cpu_by_process
+from scripts.bench.drain import Drain
 from scripts.bench.load import closed_loop
 from scripts.bench.notifications import Account, publish_posts, sign_up
 from scripts.bench.report import summarise
@@ -39,12 +42,21 @@ async def phase(
     concurrency: int,
     request: Callable[[int], Awaitable[httpx.Response]],
     settle: float,
+    ok: int = 200,
 ) -> dict[str, Any]:
     before = cpu_by_process()
     samples = await closed_loop(count, concurrency, request)
-    await asyncio.sleep(settle)  # the events' consumers finish what the phase caused
+    await asyncio.sleep(settle)
+    # What the phase caused (scoring, fanout, notifications, events) is part of its cost:
+    # the span ends once the stack has done all of it.
+    drain = await Drain.open()
+    try:
+        report = await drain.wait(120)
+    finally:
+        await drain.close()
+    print(f"  {report.line()}", flush=True)
     after = cpu_by_process()
-    summary = summarise(name, samples.latencies_s, samples.statuses, samples.seconds, {200})
+    summary = summarise(name, samples.latencies_s, samples.statuses, samples.seconds, {ok})
     cpu_ms = {
         role: round((after[role] - before.get(role, 0.0)) * 1000 / count, 3)
         for role in sorted(after)
@@ -74,6 +86,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         # The set-up's own background work (scoring the posts, the welcome jobs) ends first.
         await asyncio.sleep(args.warm)
 
+        def write(index: int) -> Awaitable[httpx.Response]:
+            liker = likers[index % len(likers)]
+            body = {"content": f"benchmark post {index} #bench"}
+            return client.post("/api/v1/posts/", json=body, headers=liker.headers)
+
         def like(index: int) -> Awaitable[httpx.Response]:
             author, liker = pairs[index]
             return client.post(f"/api/v1/posts/{author.post_id}/like/", headers=liker.headers)
@@ -86,7 +103,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             author, liker = pairs[index]
             return client.post(f"/api/v1/posts/{author.post_id}/share/", headers=liker.headers)
 
-        phases = [
+        phases = [await phase("post", args.count, args.concurrency, write, args.settle, 201)]
+        phases += [
             await phase(name, args.count, args.concurrency, request, args.settle)
             for name, request in (("like", like), ("unlike", unlike), ("share", share))
         ]

@@ -381,3 +381,27 @@ async def test_mentions_resolve_to_existing_users_only(client: httpx.AsyncClient
         headers=author.headers,
     )
     assert answer.status_code == 201
+
+
+async def test_a_reply_needs_a_parent_its_author_may_see(client: httpx.AsyncClient) -> None:
+    author, replier, follower = [await make_user(client) for _ in range(3)]
+    await follow(client, follower, replier)
+    parent = await post(client, author, "the original #thread")
+    reply = await post(client, replier, "a reply #thread", parent_post_id=parent["id"])
+    assert reply["parent_post_id"] == parent["id"]
+    assert reply["hashtags"] == ["thread"]
+    # A reply is a post like any other: indexed by its hashtags and fanned out.
+    await wait_in_home(client, follower, reply["id"])
+    tagged = await client.get("/api/v1/feed/explore/", params={"hashtag": "thread"})
+    assert {p["id"] for p in tagged.json()["results"]} >= {parent["id"], reply["id"]}
+
+    blocked = await client.post(f"/api/v1/users/{replier.id}/block/", headers=author.headers)
+    assert blocked.status_code == 200, blocked.text
+    refused = await client.post(
+        "/api/v1/posts/",
+        json={"content": "another reply", "parent_post_id": parent["id"]},
+        headers=replier.headers,
+    )
+    assert_problem(refused, 404, reason="post-not-found")
+    timeline = await client.get(f"/api/v1/users/{replier.id}/posts/")
+    assert [p["id"] for p in timeline.json()["results"]] == [reply["id"]]

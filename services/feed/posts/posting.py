@@ -15,6 +15,7 @@ from services.feed.posts.audience import NOBODY, Exclusions
 from services.feed.posts.cards import Offer
 from services.feed.posts.converters import post_to_proto
 from services.feed.posts.repository import (
+    VISIBLE,
     PostRecord,
     PostRepository,
     PostWrites,
@@ -25,7 +26,6 @@ from services.feed.posts.repository import (
 from services.feed.posts.scoring import request_score
 from services.feed.posts.text import hashtags, mentioned_usernames, normalise_content
 from services.feed.resources import JOB_QUEUE, FeedResources
-from services.feed.timeline.repository import FeedRepository
 from zap.auth.v1 import auth_pb2
 from zap.events.v1 import events_pb2
 from zap.media.v1 import media_pb2
@@ -55,7 +55,9 @@ class Posting:
         explicit_hashtags: Sequence[str],
         media_ids: Sequence[str],
         parent_post_id: str,
-    ) -> Post:
+    ) -> PostRecord:
+        """The post as committed, with its fanout owed (and queued) and its events staged
+        in the same transaction."""
         settings = self._r.settings
         text = normalise_content(content, max_chars=settings.content_max_chars)
         tags = hashtags(text, list(explicit_hashtags), limit=settings.max_hashtags)
@@ -63,7 +65,7 @@ class Posting:
         parent = parse_id(parent_post_id, "parent_post_id") if parent_post_id else None
         await self._check_text(moderation_pb2.CONTENT_KIND_POST, text, "content")
         mentions = await self._mentions(text, author_id)
-        post = Post(
+        new = PostRecord(
             id=new_id(),
             author_id=author_id,
             content=text,
@@ -71,27 +73,34 @@ class Posting:
             mention_ids=mentions,
             media_ids=media,
             parent_post_id=parent,
+            like_count=0,
+            comment_count=0,
+            share_count=0,
+            visibility=VISIBLE,
             created_at=datetime.now(UTC),
+            deleted_at=None,
+            version=0,
+            moderation_score=None,
         )
         exclusions = await self._exclusions(author_id) if parent is not None else NOBODY
-        async with self._r.db.unit_of_work() as session:
-            if parent is not None:
-                await self._visible_post(
-                    session, parent, author_id, exclusions, field="parent_post_id"
-                )
-            await PostRepository(session).add_post(post)
-            await FeedRepository(session).owe_fanout(post)
-            await self._r.outbox.stage(
-                session,
-                FEED,
-                events_pb2.PostCreated(
-                    post_id=str(post.id),
-                    author_id=str(post.author_id),
-                    parent_post_id=str(post.parent_post_id or ""),
-                ),
+        async with self._r.db.driver_unit_of_work() as connection:
+            post = await PostWrites(connection).create(new, exclusions.blocked)
+            if post is None:
+                raise _not_found("parent_post_id")
+            created = events_pb2.PostCreated(
+                post_id=str(post.id),
+                author_id=str(post.author_id),
+                parent_post_id=str(post.parent_post_id or ""),
             )
-            await self._stage_mentions(session, post.author_id, mentions, post.id)
-            after_commit(session, lambda: self._announce_post(post))
+            staged = [await self._r.outbox.stage_on(connection, FEED, created)]
+            for user_id in mentions:
+                mentioned = events_pb2.Mentioned(
+                    mentioned_user_id=str(user_id), author_id=str(author_id), post_id=str(post.id)
+                )
+                staged.append(await self._r.outbox.stage_on(connection, FEED, mentioned))
+        for event in staged:
+            await self._r.outbox.publish(event)
+        await self._announce_post(post)
         return post
 
     async def delete_post(self, post_id: str, user_id: uuid.UUID) -> None:
@@ -283,7 +292,7 @@ class Posting:
                 fields={field: ", ".join(verdict.reasons) or "rejected by the content rules"},
             )
 
-    async def _announce_post(self, post: Post) -> None:
+    async def _announce_post(self, post: PostRecord) -> None:
         # Best effort: a lost enqueue is caught by the outbox sweeper; the post stands.
         try:
             await enqueue(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
-from sqlalchemy import ARRAY, Uuid, case, delete, func, insert, literal, select, text, update
+from sqlalchemy import ARRAY, Uuid, case, delete, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -200,6 +200,35 @@ interaction AS (SELECT NULL::integer AS likes, NULL::integer AS comments WHERE f
 {_ANSWER}"""
 
 
+# A new post with its hashtag index rows and its fanout debt, in one statement; a reply's
+# parent must be one its author may see ($7 the parent or NULL, $9 everyone blocked either
+# way). No row when the parent is not visible.
+CREATE_SQL = f"""
+WITH parent AS (
+    SELECT 1 FROM posts
+    WHERE id = $7 AND deleted_at IS NULL AND visibility <> {REMOVED}
+      AND (visibility <> {SHADOW_BANNED} OR author_id = $2)
+      AND author_id <> ALL($9::uuid[])
+),
+post AS (
+    INSERT INTO posts (id, author_id, content, hashtags, mention_ids, media_ids,
+                       parent_post_id, like_count, comment_count, share_count, visibility,
+                       created_at)
+    SELECT $1, $2, $3, $4::varchar[], $5::uuid[], $6::uuid[], $7, 0, 0, 0, {VISIBLE}, $8
+    WHERE $7::uuid IS NULL OR EXISTS (SELECT 1 FROM parent)
+    RETURNING {_ROW}
+),
+tagged AS (
+    INSERT INTO post_hashtags (hashtag, post_id, created_at)
+    SELECT tag, post.id, post.created_at FROM post, unnest(post.hashtags) AS tag
+),
+owed AS (
+    INSERT INTO fanout_outbox (post_id, author_id) SELECT id, author_id FROM post
+)
+SELECT {_ROW} FROM post
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Engaged:
     """What a like, unlike or share found and did, read in the statement that did it."""
@@ -218,10 +247,10 @@ class Engaged:
 
 
 class PostWrites:
-    """Likes, unlikes and shares on asyncpg itself, each one statement that checks the
-    post may be seen, moves the edge, and moves the counter only when the edge moved
-    (zapcore.db.Database.driver_reads). The caller holds the transaction, so the outbox row
-    of the change commits with it."""
+    """New posts, likes, unlikes and shares on asyncpg itself, each one statement: a like
+    checks the post may be seen, moves the edge, and moves the counter only when the edge
+    moved (zapcore.db.Database.driver_reads). The caller holds the transaction, so the
+    outbox rows of the change commit with it."""
 
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._c = connection
@@ -241,6 +270,25 @@ class PostWrites:
         self, post_id: uuid.UUID, user_id: uuid.UUID, blocked: Collection[uuid.UUID]
     ) -> Engaged | None:
         return await self._engage(SHARE_SQL, post_id, user_id, blocked)
+
+    async def create(
+        self, post: PostRecord, blocked: Collection[uuid.UUID] = ()
+    ) -> PostRecord | None:
+        """Insert a new post (hashtag index and fanout debt included) as committed; None
+        when it is a reply to a post its author may not see."""
+        row = await self._c.fetchrow(
+            CREATE_SQL,
+            post.id,
+            post.author_id,
+            post.content,
+            post.hashtags,
+            post.mention_ids,
+            post.media_ids,
+            post.parent_post_id,
+            post.created_at,
+            list(blocked),
+        )
+        return None if row is None else PostRecord(*row)
 
     async def _engage(
         self, sql: str, post_id: uuid.UUID, user_id: uuid.UUID, blocked: Collection[uuid.UUID]
@@ -281,19 +329,6 @@ def visible_to(post: Post | PostRecord | Comment, viewer_id: uuid.UUID | None) -
 class PostRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
-
-    async def add_post(self, post: Post) -> Post:
-        self._s.add(post)
-        await self._s.flush()
-        if post.hashtags:
-            await self._s.execute(
-                insert(PostHashtag),
-                [
-                    {"hashtag": tag, "post_id": post.id, "created_at": post.created_at}
-                    for tag in post.hashtags
-                ],
-            )
-        return post
 
     async def get(self, post_id: uuid.UUID) -> Post | None:
         return await self._s.get(Post, post_id)

@@ -185,9 +185,6 @@ class FeedRepository:
 
     # The outbox: a post's fanout is owed until done_at is set.
 
-    async def owe_fanout(self, post: Post) -> None:
-        self._s.add(FanoutOutbox(post_id=post.id, author_id=post.author_id))
-
     async def outbox_entry(self, post_id: uuid.UUID) -> FanoutOutbox | None:
         return await self._s.get(FanoutOutbox, post_id)
 
