@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from redis.exceptions import NoScriptError, RedisError
 
+from gateway.people import People
 from gateway.problems import Problem
 from gateway.ratelimit import COUNTED, REFUSED, STAMP_DENIED, Count, RateLimiter, refusal
 from gateway.state import EdgeState
@@ -311,8 +312,13 @@ async def upstreams_of(request: Request) -> Upstreams:
     return edge_of(request).upstreams
 
 
+async def people_of(request: Request) -> People:
+    return edge_of(request).people
+
+
 # One dependency for a route that calls several services (each dependency costs a solve).
 UpstreamsDep = Annotated[Upstreams, Depends(upstreams_of)]
+PeopleDep = Annotated[People, Depends(people_of)]
 AuthStub = Annotated[AuthClient, Depends(auth_stub)]
 FeedStub = Annotated[FeedClient, Depends(feed_stub)]
 GraphStub = Annotated[GraphClient, Depends(graph_stub)]

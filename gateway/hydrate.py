@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 
 from gateway import render
+from gateway.people import People
 from gateway.schemas.notifications import NotificationOut
 from gateway.schemas.posts import CommentOut, PostOut
 from gateway.upstreams import AuthClient, MediaClient
@@ -29,8 +30,6 @@ log = get_logger(__name__)
 
 # GetMedias answers at most this many ids per call.
 MEDIA_BATCH = 100
-# GetUsers answers at most this many ids per call.
-USERS_BATCH = 100
 _DEGRADED = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
@@ -125,18 +124,14 @@ async def comments(auth: AuthClient, items: Sequence[feed_pb2.Comment]) -> list[
 
 
 async def notifications(
-    auth: AuthClient, items: Sequence[notification_pb2.Notification]
+    people: People, items: Sequence[notification_pb2.Notification]
 ) -> list[NotificationOut]:
     """Notifications with their actors' profiles. One whose every actor has since deleted
     their account says nothing any more and is left out (moderation ones have no actors)."""
-    wanted = list(dict.fromkeys(actor for item in items for actor in item.actor_ids))
-    # A full page names up to 100 x 10 actors; GetUsers takes 100 ids a call.
-    found = await asyncio.gather(
-        *(authors(auth, wanted[i : i + USERS_BATCH]) for i in range(0, len(wanted), USERS_BATCH))
-    )
-    people = {user_id: user for batch in found for user_id, user in batch.items()}
+    # A full page names up to 100 x 10 actors: their cards in one round trip.
+    found = await people.get(actor for item in items for actor in item.actor_ids)
     return [
-        NotificationOut.from_proto(item, people)
+        NotificationOut.from_proto(item, found)
         for item in items
-        if not item.actor_ids or any(actor in people for actor in item.actor_ids)
+        if not item.actor_ids or any(actor in found for actor in item.actor_ids)
     ]

@@ -66,7 +66,6 @@ from zapcore.errors import Unauthenticated
 from zapcore.identity import set_current_identity
 from zapcore.logging import get_logger
 from zapcore.rpc_errors import CallFailure, failure_from_rpc_error
-from zapcore.user_cards import Cards, UserCards
 
 log = get_logger(__name__)
 
@@ -219,7 +218,6 @@ class Relay:
         # stream starts, so the client sees neither gap nor duplicate.
         self._cursor = cursor
         self._ready_sent = False
-        self._cards = UserCards(edge.redis)
 
     async def run(self) -> None:
         # Tasks copy the context: every upstream call carries the caller's identity.
@@ -307,22 +305,9 @@ class Relay:
         return NotificationOut.from_proto(item, people)
 
     async def _actors(self, actor_ids: Sequence[str]) -> dict[str, auth_pb2.User]:
-        """Profiles from auth's cards in Redis (one round trip; a deleted account's is a
-        "gone" mark), auth asked only for those it has not filled (it fills them)."""
-        wanted = list(dict.fromkeys(actor_ids))
-        if not wanted:
-            return {}
-        try:
-            known = await self._cards.get(wanted)
-        except (RedisError, OSError):
-            known = Cards(missing=wanted)
-        if known.missing:
-            # A notification shows at most 10 actors: one call.
-            answer = await self._edge.upstreams.auth.GetUsers(
-                auth_pb2.GetUsersRequest(user_ids=known.missing)
-            )
-            known.found.update((user.id, user) for user in answer.users)
-        return known.found
+        """Profiles from auth's cards in Redis (gateway.people: one round trip, auth asked
+        only for those it has not filled)."""
+        return await self._edge.people.get(actor_ids)
 
     def _send(self, message: LiveNotification | LivePosition | LivePong) -> None:
         try:

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.breakers import Breakers
+from gateway.people import People
 from gateway.ratelimit import RateLimiter, Rule, rules
 from gateway.settings import GatewaySettings
 from gateway.signing_keys import SigningKeys
@@ -20,6 +21,7 @@ from zapcore.identity import IdentitySigner
 from zapcore.redis import create_redis
 from zapcore.revocation import DenyList
 from zapcore.settings import PlatformSettings
+from zapcore.user_cards import UserCards
 
 
 @dataclass
@@ -41,6 +43,7 @@ class EdgeState:
     keys: SigningKeys
     deny_list: DenyList
     socket_slots: SocketSlots
+    people: People
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -76,6 +79,7 @@ class EdgeState:
             socket_slots=SocketSlots(
                 redis, settings.ws_max_sockets_per_user, settings.ws_socket_lease_seconds
             ),
+            people=People(UserCards(redis), upstreams.auth),
         )
 
     async def start(self) -> None:

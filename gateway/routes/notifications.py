@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, WebSocket
 
 from gateway import hydrate, live
-from gateway.deps import AuthStub, CurrentUser, NotificationStub, ip_rate_limit
+from gateway.deps import CurrentUser, NotificationStub, PeopleDep, ip_rate_limit
 from gateway.paging import PageParams, next_cursor
 from gateway.schemas.common import Page
 from gateway.schemas.notifications import (
@@ -35,14 +35,14 @@ async def list_notifications(
     user: CurrentUser,
     page: PageParams,
     notifications: NotificationStub,
-    auth: AuthStub,
+    people: PeopleDep,
     unread_only: Annotated[bool, Query(description="Only those not read yet")] = False,
 ) -> Page[NotificationOut]:
     answer = await notifications.ListNotifications(
         notification_pb2.ListNotificationsRequest(page=page, unread_only=unread_only)
     )
     return Page(
-        results=await hydrate.notifications(auth, answer.notifications),
+        results=await hydrate.notifications(people, answer.notifications),
         next_cursor=next_cursor(answer.page),
     )
 

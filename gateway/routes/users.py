@@ -12,9 +12,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from gateway import hydrate
-from gateway.deps import AuthStub, CurrentUser, GraphStub, OptionalUser
+from gateway.deps import AuthStub, CurrentUser, GraphStub, OptionalUser, PeopleDep
 from gateway.paging import PageParams, next_cursor
+from gateway.people import People
 from gateway.schemas.auth import UserOut
 from gateway.schemas.common import ObjectIdPath, Page
 from gateway.schemas.graph import CountsOut, FollowEdgeOut, ProfileOut, RelationshipOut
@@ -66,15 +66,16 @@ def _profile(
 
 
 async def _with_profiles(
-    auth: AuthClient, edges: Sequence[graph_pb2.FollowEdge], page: common_pb2.PageInfo
+    people: People, edges: Sequence[graph_pb2.FollowEdge], page: common_pb2.PageInfo
 ) -> Page[FollowEdgeOut]:
-    """A page of edges with public profiles (one batched call); deleted users drop out."""
-    people = await hydrate.authors(auth, (edge.user_id for edge in edges))
+    """A page of edges with public profiles (auth's cards, one round trip); deleted users
+    drop out."""
+    found = await people.get(edge.user_id for edge in edges)
     return Page[FollowEdgeOut](
         results=[
-            FollowEdgeOut.from_edge(people[edge.user_id], edge)
+            FollowEdgeOut.from_edge(found[edge.user_id], edge)
             for edge in edges
-            if edge.user_id in people
+            if edge.user_id in found
         ],
         next_cursor=next_cursor(page),
     )
@@ -167,23 +168,23 @@ async def unmute(
 
 @router.get("/{user_id}/followers/", summary="Who follows a user, newest first")
 async def followers(
-    user_id: UserId, page: PageParams, auth: AuthStub, graph: GraphStub
+    user_id: UserId, page: PageParams, auth: AuthStub, graph: GraphStub, people: PeopleDep
 ) -> Page[FollowEdgeOut]:
     user_id = _checked(user_id)
     _, answer = await asyncio.gather(
         _user(auth, user_id),
         graph.ListFollowers(graph_pb2.ListFollowersRequest(user_id=user_id, page=page)),
     )
-    return await _with_profiles(auth, answer.edges, answer.page)
+    return await _with_profiles(people, answer.edges, answer.page)
 
 
 @router.get("/{user_id}/following/", summary="Whom a user follows, newest first")
 async def following(
-    user_id: UserId, page: PageParams, auth: AuthStub, graph: GraphStub
+    user_id: UserId, page: PageParams, auth: AuthStub, graph: GraphStub, people: PeopleDep
 ) -> Page[FollowEdgeOut]:
     user_id = _checked(user_id)
     _, answer = await asyncio.gather(
         _user(auth, user_id),
         graph.ListFollowing(graph_pb2.ListFollowingRequest(user_id=user_id, page=page)),
     )
-    return await _with_profiles(auth, answer.edges, answer.page)
+    return await _with_profiles(people, answer.edges, answer.page)

@@ -18,6 +18,7 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.live import Close, Relay
+from gateway.people import People
 from gateway.settings import GatewaySettings
 from zap.auth.v1 import auth_pb2
 from zap.notification.v1 import notification_pb2
@@ -130,12 +131,15 @@ def relay(
     redis: Redis | None = None,
     **settings: Any,
 ) -> Relay:
+    auth = auth or FakeAuth()
+    # Nothing listens there: every card lookup fails and auth is asked, as in an outage.
+    redis = redis or Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
     edge: Any = SimpleNamespace(
         settings=GatewaySettings(**settings),
-        upstreams=SimpleNamespace(notification=upstream, auth=auth or FakeAuth()),
+        upstreams=SimpleNamespace(notification=upstream, auth=auth),
         deny_list=FakeDenyList(),
-        # Nothing listens there: every card lookup fails and auth is asked, as in an outage.
-        redis=redis or Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5),
+        redis=redis,
+        people=People(UserCards(redis), auth),  # type: ignore[arg-type]
     )
     now = int(time.time())
     claims = AccessClaims(USER, "user", "jti", now, now + 600)
